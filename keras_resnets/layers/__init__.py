@@ -1,0 +1,7 @@
+"""The article's units and the papers' blocks, as Keras layers."""
+
+from keras_resnets.layers.dense import DenseBlock, TransitionLayer
+from keras_resnets.layers.highway import HighwayUnit
+from keras_resnets.layers.res_unit import ResUnit
+
+__all__ = ["ResUnit", "HighwayUnit", "DenseBlock", "TransitionLayer"]

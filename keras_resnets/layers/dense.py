@@ -1,0 +1,300 @@
+"""DenseBlock and TransitionLayer (Huang et al. 2017, "Densely Connected Convolutional Networks")."""
+
+import keras
+from keras import ops
+
+from keras_resnets.layers import _defaults
+
+
+@keras.saving.register_keras_serializable(package="keras_resnets")
+class DenseBlock(keras.layers.Layer):
+    """A dense block: every layer sees the concatenation of all earlier outputs.
+
+    Layer `i` computes BN-ReLU-conv3x3 with `growth_rate` filters (optionally preceded by the
+    BC bottleneck BN-ReLU-conv1x1 with `bottleneck_width * growth_rate` filters) of the
+    concatenation of the block input and the outputs of layers `0..i-1` (Huang et al. 2017,
+    section 3). The block returns the concatenation of its input and every layer's output.
+
+    The article's port differs in three switches: `preactivation=False` (slim's conv-BN-ReLU),
+    `include_input=False` (its later layers concatenate only earlier outputs) and
+    `output_mode="last"` (it returns only the last layer).
+
+    Args:
+        num_layers: int, number of layers in the block.
+        growth_rate: int, k, the filters each layer adds.
+        bottleneck: bool, the BC bottleneck 1x1 conv before each 3x3. Defaults to False.
+        bottleneck_width: int, the bottleneck conv has `bottleneck_width * growth_rate`
+            filters. Defaults to 4, as in the paper.
+        dropout_rate: float, dropout after each conv. Defaults to 0.0 (the paper uses 0.2
+            without data augmentation).
+        preactivation: bool, BN-ReLU-conv (the paper) rather than conv-BN-ReLU. Defaults to True.
+        include_input: bool, whether the block input takes part in the concatenations.
+            Defaults to True.
+        output_mode: "concat" (input and all layer outputs, the paper) or "last". Defaults to
+            "concat".
+        memory_efficient: bool, recompute each layer's concatenation, BN and bottleneck in
+            the backward pass instead of storing them (`keras.remat`; Pleiss et al. 2017), so
+            that training memory grows linearly, not quadratically, with depth. Costs
+            about one more forward pass of those ops. Defaults to False.
+        kernel_initializer: Defaults to "he_normal".
+        kernel_regularizer: Defaults to None.
+        data_format: "channels_last" or "channels_first". Defaults to Keras's setting.
+
+    Input shape: 4D tensor `(batch, H, W, C)`.
+    Output shape: `(batch, H, W, C + num_layers * growth_rate)` for `output_mode="concat"`,
+    `(batch, H, W, growth_rate)` for `output_mode="last"`.
+
+    Example:
+    >>> x = keras.Input((32, 32, 24))
+    >>> y = DenseBlock(16, 12, bottleneck=True)(x)  # (None, 32, 32, 216)
+    """
+
+    def __init__(
+        self,
+        num_layers,
+        growth_rate,
+        *,
+        bottleneck=False,
+        bottleneck_width=4,
+        dropout_rate=0.0,
+        preactivation=True,
+        include_input=True,
+        output_mode="concat",
+        memory_efficient=False,
+        kernel_initializer=_defaults.KERNEL_INITIALIZER,
+        kernel_regularizer=None,
+        data_format=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(num_layers, int) or num_layers < 1:
+            raise ValueError(f"`num_layers` must be an int >= 1. Received: num_layers={num_layers!r}")
+        if not isinstance(growth_rate, int) or growth_rate < 1:
+            raise ValueError(
+                f"`growth_rate` must be an int >= 1. Received: growth_rate={growth_rate!r}"
+            )
+        if output_mode not in ("concat", "last"):
+            raise ValueError(
+                f"`output_mode` must be 'concat' or 'last'. Received: output_mode={output_mode!r}"
+            )
+        if not 0.0 <= dropout_rate < 1.0:
+            raise ValueError(f"`dropout_rate` must be in [0, 1). Received: {dropout_rate!r}")
+        self.num_layers = num_layers
+        self.growth_rate = growth_rate
+        self.bottleneck = bottleneck
+        self.bottleneck_width = bottleneck_width
+        self.dropout_rate = dropout_rate
+        self.preactivation = preactivation
+        self.include_input = include_input
+        self.output_mode = output_mode
+        self.memory_efficient = memory_efficient
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.data_format = _defaults.standardize_data_format(data_format)
+        self._axis = _defaults.channel_axis(self.data_format)
+
+    def _conv(self, filters, kernel_size, name):
+        return _defaults.conv2d(
+            filters,
+            kernel_size,
+            kernel_initializer=self.kernel_initializer,
+            kernel_regularizer=self.kernel_regularizer,
+            data_format=self.data_format,
+            name=name,
+            dtype=self.dtype_policy,
+        )
+
+    def _bn(self, name):
+        return _defaults.batch_norm(name=name, data_format=self.data_format, dtype=self.dtype_policy)
+
+    def _build_pair(self, bn, conv, shape):
+        """Build a BN/conv pair in this block's order; return the pair's output shape."""
+        out = list(shape)
+        out[self._axis] = conv.filters
+        bn.build(tuple(shape) if self.preactivation else tuple(out))
+        conv.build(tuple(shape))
+        return out
+
+    def build(self, input_shape):
+        in_channels = input_shape[self._axis]
+        k = self.growth_rate
+        # One list of sublayers per role; layer i uses index i of each.
+        self.bottleneck_bns, self.bottleneck_convs = [], []
+        self.bns, self.convs, self.dropouts = [], [], []
+        for i in range(self.num_layers):
+            if self.include_input:
+                channels = in_channels + i * k
+            else:
+                channels = i * k if i else in_channels
+            shape = list(input_shape)
+            shape[self._axis] = channels
+            if self.bottleneck:
+                bn, conv = self._bn(f"layer{i}_bottleneck_bn"), self._conv(
+                    self.bottleneck_width * k, 1, f"layer{i}_bottleneck_conv"
+                )
+                shape = self._build_pair(bn, conv, shape)
+                self.bottleneck_bns.append(bn)
+                self.bottleneck_convs.append(conv)
+            bn, conv = self._bn(f"layer{i}_bn"), self._conv(k, 3, f"layer{i}_conv")
+            self._build_pair(bn, conv, shape)
+            self.bns.append(bn)
+            self.convs.append(conv)
+            self.dropouts.append(
+                keras.layers.Dropout(self.dropout_rate, name=f"layer{i}_dropout", dtype=self.dtype_policy)
+                if self.dropout_rate
+                else None
+            )
+        self.built = True
+
+    def _bn_relu_conv(self, x, bn, conv, training):
+        if self.preactivation:
+            return conv(ops.relu(bn(x, training=training)))
+        return ops.relu(bn(conv(x), training=training))
+
+    def _layer(self, i, features, training):
+        """Layer i on the list of features it sees."""
+
+        def concat_and_bottleneck(*feats):
+            x = feats[0] if len(feats) == 1 else ops.concatenate(feats, axis=self._axis)
+            if self.bottleneck:
+                x = self._bn_relu_conv(x, self.bottleneck_bns[i], self.bottleneck_convs[i], training)
+            return x
+
+        if self.memory_efficient:
+            # The concatenation, its BN and the bottleneck are cheap to recompute but their
+            # outputs grow quadratically with depth: keep none of them (Pleiss et al. 2017).
+            x = keras.remat(concat_and_bottleneck)(*features)
+        else:
+            x = concat_and_bottleneck(*features)
+        x = self._bn_relu_conv(x, self.bns[i], self.convs[i], training)
+        if self.dropouts[i] is not None:
+            x = self.dropouts[i](x, training=training)
+        return x
+
+    def call(self, inputs, training=None):
+        outputs = []
+        for i in range(self.num_layers):
+            if self.include_input:
+                features = [inputs] + outputs
+            else:
+                features = outputs if outputs else [inputs]
+            outputs.append(self._layer(i, features, training))
+        if self.output_mode == "last":
+            return outputs[-1]
+        return ops.concatenate([inputs] + outputs, axis=self._axis)
+
+    def compute_output_shape(self, input_shape):
+        shape = list(input_shape)
+        if self.output_mode == "last":
+            shape[self._axis] = self.growth_rate
+        elif shape[self._axis] is not None:
+            shape[self._axis] += self.num_layers * self.growth_rate
+        return tuple(shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_layers": self.num_layers,
+                "growth_rate": self.growth_rate,
+                "bottleneck": self.bottleneck,
+                "bottleneck_width": self.bottleneck_width,
+                "dropout_rate": self.dropout_rate,
+                "preactivation": self.preactivation,
+                "include_input": self.include_input,
+                "output_mode": self.output_mode,
+                "memory_efficient": self.memory_efficient,
+                **_defaults.common_config(self),
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_resnets")
+class TransitionLayer(keras.layers.Layer):
+    """DenseNet transition: BN-ReLU-conv1x1 with compression, then 2x2 average pooling.
+
+    Huang et al. 2017, section 3 ("Pooling layers", "Compression"): the 1x1 conv outputs
+    `floor(compression * C)` channels; compression < 1 is the "C" of DenseNet-BC.
+
+    Args:
+        compression: float in (0, 1], theta. Defaults to 0.5.
+        pool: bool, whether to downsample with 2x2 average pooling. Defaults to True.
+        kernel_initializer: Defaults to "he_normal".
+        kernel_regularizer: Defaults to None.
+        data_format: "channels_last" or "channels_first". Defaults to Keras's setting.
+
+    Input shape: `(batch, H, W, C)`. Output shape: `(batch, H // 2, W // 2, floor(theta * C))`.
+
+    Example:
+    >>> x = keras.Input((32, 32, 216))
+    >>> y = TransitionLayer(0.5)(x)  # (None, 16, 16, 108)
+    """
+
+    def __init__(
+        self,
+        compression=0.5,
+        *,
+        pool=True,
+        kernel_initializer=_defaults.KERNEL_INITIALIZER,
+        kernel_regularizer=None,
+        data_format=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not 0.0 < compression <= 1.0:
+            raise ValueError(
+                f"`compression` must be in (0, 1]. Received: compression={compression!r}"
+            )
+        self.compression = compression
+        self.pool = pool
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.data_format = _defaults.standardize_data_format(data_format)
+        self._axis = _defaults.channel_axis(self.data_format)
+
+    def _out_channels(self, in_channels):
+        return int(self.compression * in_channels)
+
+    def build(self, input_shape):
+        self.bn = _defaults.batch_norm(name="bn", data_format=self.data_format, dtype=self.dtype_policy)
+        self.conv = _defaults.conv2d(
+            self._out_channels(input_shape[self._axis]),
+            1,
+            kernel_initializer=self.kernel_initializer,
+            kernel_regularizer=self.kernel_regularizer,
+            data_format=self.data_format,
+            name="conv",
+            dtype=self.dtype_policy,
+        )
+        self.bn.build(input_shape)
+        self.conv.build(input_shape)
+        if self.pool:
+            self.avg_pool = keras.layers.AveragePooling2D(
+                2, data_format=self.data_format, name="pool", dtype=self.dtype_policy
+            )
+        self.built = True
+
+    def call(self, inputs, training=None):
+        x = self.conv(ops.relu(self.bn(inputs, training=training)))
+        return self.avg_pool(x) if self.pool else x
+
+    def compute_output_shape(self, input_shape):
+        shape = list(input_shape)
+        shape[self._axis] = self._out_channels(shape[self._axis])
+        if self.pool:
+            for d in (1, 2) if self._axis == -1 else (2, 3):
+                if shape[d] is not None:
+                    shape[d] //= 2
+        return tuple(shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "compression": self.compression,
+                "pool": self.pool,
+                **_defaults.common_config(self),
+            }
+        )
+        return config

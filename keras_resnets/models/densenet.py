@@ -1,0 +1,208 @@
+"""DenseNets (Huang et al. 2017): the ImageNet DenseNet-BC family and the CIFAR networks."""
+
+import keras
+from keras import layers
+
+from keras_resnets.layers import DenseBlock, TransitionLayer
+from keras_resnets.layers import _defaults
+from keras_resnets.models import _common
+from keras_resnets.models.registry import register
+
+# Huang et al. 2017, Table 1: layers per dense block of the ImageNet DenseNet-BC (k=32).
+IMAGENET_DEPTHS = {
+    121: (6, 12, 24, 16),
+    169: (6, 12, 32, 32),
+    201: (6, 12, 48, 32),
+    264: (6, 12, 64, 48),
+}
+# Huang et al. 2017, Table 2: the CIFAR configurations, depth -> the paper's growth rates.
+# Three dense blocks of (depth - 4) / 3 layers, or (depth - 4) / 6 bottlenecked layers.
+CIFAR_DEPTHS = {40: (12,), 100: (12, 24)}
+CIFAR_BC_DEPTHS = {100: (12,), 190: (40,), 250: (24,)}
+
+
+def _dense_stages(x, *, block_sizes, growth_rate, bottleneck, compression, dropout_rate,
+                  memory_efficient):
+    for b, num_layers in enumerate(block_sizes, start=1):
+        x = DenseBlock(
+            num_layers,
+            growth_rate,
+            bottleneck=bottleneck,
+            dropout_rate=dropout_rate,
+            memory_efficient=memory_efficient,
+            name=f"block{b}",
+        )(x)
+        if b < len(block_sizes):
+            x = TransitionLayer(compression, name=f"transition{b}")(x)
+    # The pre-activation layers leave the last block un-normalised.
+    return _common.bn_relu(x, name="post")
+
+
+def imagenet_densenet(
+    depth=121,
+    *,
+    growth_rate=32,
+    dropout_rate=0.0,
+    memory_efficient=False,
+    input_shape=None,
+    classes=1000,
+    include_top=True,
+    pooling=None,
+    classifier_activation="softmax",
+    include_preprocessing=True,
+    name=None,
+):
+    """The ImageNet DenseNet-BC (Huang et al. 2017, Table 1).
+
+    Stem: conv7x7/2 with 2k filters, BN-ReLU, 3x3/2 max pooling; four dense blocks with
+    bottlenecks, joined by transitions with compression 0.5; BN-ReLU, global average pooling
+    and the classifier. Matches torchvision's and keras.applications' DenseNets.
+
+    Args:
+        depth: one of `IMAGENET_DEPTHS` (121, 169, 201, 264). Defaults to 121.
+        growth_rate: int, k. Defaults to 32.
+        dropout_rate: float, dropout after each conv in the blocks. Defaults to 0.
+        memory_efficient: bool, recompute concatenations in the backward pass (see
+            `DenseBlock`). Defaults to False.
+        input_shape: Defaults to (224, 224, 3); height and width must be at least 32.
+        classes, include_top, pooling, classifier_activation: as in keras.applications.
+        include_preprocessing: bool, normalise raw pixels with ImageNet statistics inside.
+        name: Defaults to e.g. "densenet121".
+
+    Example:
+    >>> model = keras_resnets.build("densenet121")
+    """
+    _common.check_depth("ImageNet DenseNet", depth, IMAGENET_DEPTHS)
+    input_shape = tuple(input_shape or (224, 224, 3))
+    name = name or f"densenet{depth}"
+    _common.check_input_shape(name, input_shape, downsampling=32)
+    inputs, x = _common.model_input(
+        input_shape,
+        include_preprocessing=include_preprocessing,
+        mean=_common.IMAGENET_MEAN,
+        std=_common.IMAGENET_STD,
+    )
+    x = _common.conv_bn_relu(x, 2 * growth_rate, 7, strides=2, name="stem")
+    x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
+    x = _dense_stages(
+        x,
+        block_sizes=IMAGENET_DEPTHS[depth],
+        growth_rate=growth_rate,
+        bottleneck=True,
+        compression=0.5,
+        dropout_rate=dropout_rate,
+        memory_efficient=memory_efficient,
+    )
+    outputs = _common.head(
+        x,
+        include_top=include_top,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+    )
+    return keras.Model(inputs, outputs, name=name)
+
+
+@register("cifar_densenet")
+def cifar_densenet(
+    depth=40,
+    *,
+    growth_rate=12,
+    bottleneck=False,
+    compression=1.0,
+    dropout_rate=0.0,
+    memory_efficient=False,
+    input_shape=None,
+    classes=10,
+    include_top=True,
+    pooling=None,
+    classifier_activation="softmax",
+    include_preprocessing=True,
+    name=None,
+):
+    """The CIFAR DenseNet (Huang et al. 2017, section 4.2 and Table 2).
+
+    Stem: conv3x3 with 16 filters (2k for DenseNet-BC); three dense blocks of equal size,
+    joined by transitions (BN-ReLU-conv1x1-avgpool2x2); BN-ReLU, global average pooling and
+    the classifier.
+
+    Args:
+        depth: 40 or 100 (`CIFAR_DEPTHS`); with `bottleneck=True`, 100, 190 or 250
+            (`CIFAR_BC_DEPTHS`). Defaults to 40.
+        growth_rate: int, k. Defaults to 12.
+        bottleneck: bool, the "B" of DenseNet-BC. Defaults to False.
+        compression: float, theta of the transitions; 0.5 is the "C". Defaults to 1.0.
+        dropout_rate: float. Defaults to 0 (the paper uses 0.2 without augmentation).
+        memory_efficient: bool, see `DenseBlock`. Defaults to False.
+        input_shape: Defaults to (32, 32, 3); height and width must be at least 4.
+        classes, include_top, pooling, classifier_activation: as in keras.applications.
+        include_preprocessing: bool, normalise raw pixels with CIFAR-10 statistics inside.
+        name: Defaults to e.g. "cifar_densenet40_k12".
+
+    Example:
+    >>> model = keras_resnets.build("cifar_densenet", depth=100, growth_rate=24)
+    """
+    bc = bottleneck and compression < 1
+    family = "cifar_densenet_bc" if bc else "cifar_densenet"
+    table = CIFAR_BC_DEPTHS if bottleneck else CIFAR_DEPTHS
+    _common.check_depth(family, depth, table)
+    input_shape = tuple(input_shape or (32, 32, 3))
+    name = name or f"{family}{depth}_k{growth_rate}"
+    _common.check_input_shape(name, input_shape, downsampling=4)
+    layers_per_block = (depth - 4) // (6 if bottleneck else 3)
+
+    inputs, x = _common.model_input(
+        input_shape,
+        include_preprocessing=include_preprocessing,
+        mean=_common.CIFAR10_MEAN,
+        std=_common.CIFAR10_STD,
+    )
+    x = _defaults.conv2d(2 * growth_rate if bc else 16, 3, name="stem_conv")(x)
+    x = _dense_stages(
+        x,
+        block_sizes=(layers_per_block,) * 3,
+        growth_rate=growth_rate,
+        bottleneck=bottleneck,
+        compression=compression,
+        dropout_rate=dropout_rate,
+        memory_efficient=memory_efficient,
+    )
+    outputs = _common.head(
+        x,
+        include_top=include_top,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+    )
+    return keras.Model(inputs, outputs, name=name)
+
+
+@register("cifar_densenet_bc")
+def cifar_densenet_bc(depth=100, *, growth_rate=None, **kwargs):
+    """DenseNet-BC for CIFAR: bottlenecks and compression 0.5 (Huang et al. 2017).
+
+    `growth_rate` defaults to the paper's for the depth (100: 12, 190: 40, 250: 24).
+    """
+    if growth_rate is None and depth in CIFAR_BC_DEPTHS:
+        growth_rate = CIFAR_BC_DEPTHS[depth][0]
+    return cifar_densenet(
+        depth,
+        growth_rate=growth_rate or 12,
+        bottleneck=True,
+        compression=kwargs.pop("compression", 0.5),
+        **kwargs,
+    )
+
+
+def _imagenet_variant(depth):
+    @register(f"densenet{depth}")
+    def builder(**kwargs):
+        return imagenet_densenet(depth, **kwargs)
+
+    builder.__name__ = f"densenet{depth}"
+    builder.__doc__ = f"densenet{depth}: `imagenet_densenet(depth={depth})`, k=32, BC."
+    return builder
+
+
+for _depth in IMAGENET_DEPTHS:
+    _imagenet_variant(_depth)

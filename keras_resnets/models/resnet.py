@@ -1,0 +1,245 @@
+"""ResNets and plain nets: ImageNet v1 (He et al. 2015), pre-activation v2 (He et al. 2016),
+and the CIFAR-10 networks of both papers."""
+
+import keras
+from keras import layers
+
+from keras_resnets.layers import ResUnit
+from keras_resnets.layers import _defaults
+from keras_resnets.models import _common
+from keras_resnets.models.registry import register
+
+# Depth tables: the single source of truth for stage sizes and unit type.
+# He et al. 2015, Table 1 (ImageNet); resnet200 from He et al. 2016 (fb.resnet.torch).
+IMAGENET_DEPTHS = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+    152: ("bottleneck", (3, 8, 36, 3)),
+    200: ("bottleneck", (3, 24, 36, 3)),
+}
+IMAGENET_WIDTHS = (64, 128, 256, 512)
+# He et al. 2015, section 4.2: depth 6n+2, n basic units in each of three stages.
+CIFAR_DEPTHS = {depth: ("basic", ((depth - 2) // 6,) * 3) for depth in (20, 32, 44, 56, 110, 1202)}
+# He et al. 2016, Table 3 / section 4: pre-activation ResNet-110 (basic, 6n+2) and -164/-1001
+# (bottleneck, 9n+2).
+CIFAR_PREACT_DEPTHS = {
+    110: ("basic", (18, 18, 18)),
+    164: ("bottleneck", (18, 18, 18)),
+    1001: ("bottleneck", (111, 111, 111)),
+}
+CIFAR_WIDTHS = (16, 32, 64)
+
+
+def _stages(x, *, block, stage_sizes, widths, first_strides, preactivation, shortcut,
+            zero_init_residual):
+    for s, (units, width) in enumerate(zip(stage_sizes, widths), start=1):
+        for u in range(1, units + 1):
+            x = ResUnit(
+                width,
+                strides=first_strides[s - 1] if u == 1 else 1,
+                bottleneck=block == "bottleneck",
+                preactivation=preactivation,
+                shortcut=shortcut,
+                zero_init_residual=zero_init_residual,
+                name=f"stage{s}_unit{u}",
+            )(x)
+    return x
+
+
+def imagenet_resnet(
+    depth=50,
+    *,
+    preactivation=False,
+    shortcut="B",
+    zero_init_residual=False,
+    input_shape=None,
+    classes=1000,
+    include_top=True,
+    pooling=None,
+    classifier_activation="softmax",
+    include_preprocessing=True,
+    name=None,
+):
+    """ImageNet ResNet v1 (He et al. 2015) or pre-activation v2 (He et al. 2016).
+
+    Stem: conv7x7/2 with 64 filters (BN-ReLU in v1), 3x3/2 max pooling; four stages of
+    basic or bottleneck units (`IMAGENET_DEPTHS`), the first unit of stages 2-4 with stride 2;
+    v2 ends with BN-ReLU; global average pooling and the classifier. Convolutions have no
+    biases, as in Caffe's and torchvision's models (keras.applications' ResNets carry conv
+    biases: its ResNet50 has 25,636,712 parameters, this one 25,557,032 like torchvision's).
+
+    Args:
+        depth: one of `IMAGENET_DEPTHS` (18, 34, 50, 101, 152, 200). Defaults to 50.
+        preactivation: bool, v2 units. Defaults to False.
+        shortcut: "A", "B", "C" (He et al. 2015, Table 3) or "none" (a plain net).
+            Defaults to "B".
+        zero_init_residual: bool, see `ResUnit`. Defaults to False.
+        input_shape: Defaults to (224, 224, 3); height and width must be at least 32.
+        classes, include_top, pooling, classifier_activation: as in keras.applications.
+        include_preprocessing: bool, normalise raw [0, 255] pixels with ImageNet's channel
+            statistics inside the model. Defaults to True.
+        name: model name. Defaults to e.g. "resnet50".
+
+    Example:
+    >>> model = imagenet_resnet(50)
+    >>> model = keras_resnets.build("resnet34", shortcut="A")
+    """
+    _common.check_depth("ImageNet ResNet", depth, IMAGENET_DEPTHS)
+    _common.check_choice("shortcut", shortcut, ("A", "B", "C", "none"))
+    input_shape = tuple(input_shape or (224, 224, 3))
+    if name is None:
+        prefix = "plain" if shortcut == "none" else "resnet"
+        name = f"{prefix}{depth}" + ("_v2" if preactivation else "")
+    _common.check_input_shape(name, input_shape, downsampling=32)
+    block, stage_sizes = IMAGENET_DEPTHS[depth]
+
+    inputs, x = _common.model_input(
+        input_shape,
+        include_preprocessing=include_preprocessing,
+        mean=_common.IMAGENET_MEAN,
+        std=_common.IMAGENET_STD,
+    )
+    # v2 leaves the stem's conv un-normalised: the first unit's BN-ReLU follows it, as in
+    # keras.applications' ResNetV2.
+    if preactivation:
+        x = _defaults.conv2d(64, 7, strides=2, name="stem_conv")(x)
+    else:
+        x = _common.conv_bn_relu(x, 64, 7, strides=2, name="stem")
+    x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
+    x = _stages(
+        x,
+        block=block,
+        stage_sizes=stage_sizes,
+        widths=IMAGENET_WIDTHS,
+        first_strides=(1, 2, 2, 2),
+        preactivation=preactivation,
+        shortcut=shortcut,
+        zero_init_residual=zero_init_residual,
+    )
+    if preactivation:
+        x = _common.bn_relu(x, name="post")
+    outputs = _common.head(
+        x,
+        include_top=include_top,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+    )
+    return keras.Model(inputs, outputs, name=name)
+
+
+def cifar_resnet_family(
+    depth=20,
+    *,
+    preactivation=False,
+    shortcut="A",
+    zero_init_residual=False,
+    input_shape=None,
+    classes=10,
+    include_top=True,
+    pooling=None,
+    classifier_activation="softmax",
+    include_preprocessing=True,
+    name=None,
+):
+    """The CIFAR-10 ResNets: He et al. 2015 section 4.2 (v1) and He et al. 2016 (v2).
+
+    Stem: conv3x3 with 16 filters (BN-ReLU in v1); three stages of widths 16, 32 and 64
+    (times 4 for bottleneck units), the first unit of stages 2 and 3 with stride 2; v2 ends
+    with BN-ReLU; global average pooling and the classifier.
+
+    Args:
+        depth: v1: one of `CIFAR_DEPTHS` (20, 32, 44, 56, 110, 1202); v2: one of
+            `CIFAR_PREACT_DEPTHS` (110, 164, 1001). Defaults to 20.
+        preactivation: bool, He et al. 2016's pre-activation units. Defaults to False.
+        shortcut: "A" (the 2015 paper's CIFAR choice; its default here), "B", "C" or "none".
+        zero_init_residual: bool, see `ResUnit`. Defaults to False.
+        input_shape: Defaults to (32, 32, 3); height and width must be at least 4.
+        classes, include_top, pooling, classifier_activation: as in keras.applications.
+        include_preprocessing: bool, normalise raw [0, 255] pixels with CIFAR-10's channel
+            statistics inside the model. Defaults to True.
+        name: Defaults to e.g. "cifar_resnet20".
+
+    Example:
+    >>> model = keras_resnets.build("cifar_resnet", depth=110)
+    """
+    table = CIFAR_PREACT_DEPTHS if preactivation else CIFAR_DEPTHS
+    family = "cifar_preact_resnet" if preactivation else "cifar_resnet"
+    if shortcut == "none":
+        family = "cifar_plain"
+    _common.check_depth(family, depth, table)
+    _common.check_choice("shortcut", shortcut, ("A", "B", "C", "none"))
+    input_shape = tuple(input_shape or (32, 32, 3))
+    name = name or f"{family}{depth}"
+    _common.check_input_shape(name, input_shape, downsampling=4)
+    block, stage_sizes = table[depth]
+
+    inputs, x = _common.model_input(
+        input_shape,
+        include_preprocessing=include_preprocessing,
+        mean=_common.CIFAR10_MEAN,
+        std=_common.CIFAR10_STD,
+    )
+    if preactivation:
+        x = _defaults.conv2d(16, 3, name="stem_conv")(x)
+    else:
+        x = _common.conv_bn_relu(x, 16, 3, name="stem")
+    x = _stages(
+        x,
+        block=block,
+        stage_sizes=stage_sizes,
+        widths=CIFAR_WIDTHS,
+        first_strides=(1, 2, 2),
+        preactivation=preactivation,
+        shortcut=shortcut,
+        zero_init_residual=zero_init_residual,
+    )
+    if preactivation:
+        x = _common.bn_relu(x, name="post")
+    outputs = _common.head(
+        x,
+        include_top=include_top,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+    )
+    return keras.Model(inputs, outputs, name=name)
+
+
+def _imagenet_variant(registered_name, depth, **fixed):
+    @register(registered_name)
+    def builder(**kwargs):
+        return imagenet_resnet(depth, **fixed, **kwargs)
+
+    builder.__name__ = registered_name
+    builder.__doc__ = f"{registered_name}: `imagenet_resnet(depth={depth}, {fixed})`."
+    return builder
+
+
+for _depth in (18, 34, 50, 101, 152):
+    _imagenet_variant(f"resnet{_depth}", _depth)
+for _depth in (18, 34):
+    _imagenet_variant(f"plain{_depth}", _depth, shortcut="none")
+for _depth in (50, 101, 152, 200):
+    _imagenet_variant(f"resnet{_depth}_v2", _depth, preactivation=True)
+
+
+@register("cifar_resnet")
+def cifar_resnet(depth=20, **kwargs):
+    """He et al. 2015's CIFAR-10 ResNet (6n+2 layers, shortcut A by default)."""
+    return cifar_resnet_family(depth, **kwargs)
+
+
+@register("cifar_plain")
+def cifar_plain(depth=20, **kwargs):
+    """He et al. 2015's CIFAR-10 plain net: the CIFAR ResNet without shortcuts."""
+    return cifar_resnet_family(depth, shortcut="none", **kwargs)
+
+
+@register("cifar_preact_resnet")
+def cifar_preact_resnet(depth=164, **kwargs):
+    """He et al. 2016's pre-activation CIFAR-10 ResNet (110 basic; 164, 1001 bottleneck)."""
+    kwargs.setdefault("shortcut", "B")
+    return cifar_resnet_family(depth, preactivation=True, **kwargs)
