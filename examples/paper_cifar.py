@@ -1,0 +1,63 @@
+"""He et al. 2015, section 4.2 (Table 6, Fig. 6): plain nets against ResNets on CIFAR-10.
+
+    python examples/paper_cifar.py --data ../shared/cifar10               # the paper's schedule
+    python examples/paper_cifar.py --data ../shared/cifar10 --short       # the `fast` recipe
+    python examples/paper_cifar.py --depths 20 56 --short --epochs 3      # a quick look
+
+For each depth (default 20, 32, 44, 56, 110) it trains `cifar_plain` and `cifar_resnet`
+(shortcut A) with the paper's recipe (64k iterations; `--short` uses the `fast` recipe), then
+prints the table of test errors beside the paper's and draws Fig. 6 style plots, one for the
+plain nets and one for the ResNets, into `<out>/cifar_plain.png` and `<out>/cifar_resnet.png`.
+"""
+
+import argparse
+from pathlib import Path
+
+from keras_resnets import plotting
+from keras_resnets.train import train
+
+# He et al. 2015, Table 6: test error (%) of the CIFAR-10 ResNets. The paper gives the plain
+# nets' errors only as curves (Fig. 6, left), so no figure is quoted for them.
+PAPER_ERROR = {"cifar_resnet": {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data")
+    parser.add_argument("--out", default="runs/paper_cifar")
+    parser.add_argument("--depths", type=int, nargs="+", default=[20, 32, 44, 56, 110])
+    parser.add_argument("--short", action="store_true", help="use the `fast` recipe")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--steps-per-epoch", type=int)
+    parser.add_argument("--train-limit", type=int)
+    parser.add_argument("--test-limit", type=int)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    out = Path(args.out)
+    recipe = "fast" if args.short else "paper"
+    results = {}
+    for family in ("cifar_plain", "cifar_resnet"):
+        for depth in args.depths:
+            run = out / f"{family}{depth}"
+            print(f"== {family} depth {depth}, recipe {recipe}")
+            results[family, depth] = train(
+                family, model_kwargs={"depth": depth}, recipe=recipe, epochs=args.epochs,
+                steps_per_epoch=args.steps_per_epoch, data=args.data, out=run, seed=args.seed,
+                train_limit=args.train_limit, test_limit=args.test_limit, verbose=2,
+            )
+    print(f"\n{'network':22} {'params':>10} {'test error %':>13} {'paper %':>8}")
+    for (family, depth), s in results.items():
+        paper = PAPER_ERROR.get(family, {}).get(depth)
+        print(f"{family + str(depth):22} {s['params']:>10,} "
+              f"{100 * (1 - s['final_test_accuracy']):>13.2f} "
+              f"{'' if paper is None else f'{paper:.2f}':>8}")
+    for family in ("cifar_plain", "cifar_resnet"):
+        plotting.plot_runs({f"{family}{d}": out / f"{family}{d}" / "history.csv"
+                            for d in args.depths},
+                           out / f"{family}.png", title=f"{family}, recipe {recipe!r}")
+    print(f"\nPlots: {out}/cifar_plain.png, {out}/cifar_resnet.png; runs under {out}/")
+
+
+if __name__ == "__main__":
+    main()

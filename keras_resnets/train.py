@@ -1,0 +1,301 @@
+"""Training with plain `model.fit`: a recipe, CIFAR-10 pipelines and a run folder.
+
+    >>> summary = keras_resnets.train.train("cifar_resnet", model_kwargs={"depth": 20},
+    ...                                     recipe="fast", data="../shared/cifar10", out="runs/r20")
+
+The run folder holds everything a person or a later process needs:
+
+    history.csv        one row per epoch (Keras's CSVLogger), with wall-clock time
+    tensorboard/       TensorBoard logs
+    best.keras         the model with the best test accuracy so far
+    last.keras         the model after the last finished epoch
+    backup/            BackupAndRestore's state: a killed run resumes from it
+    errors.png         train and test error against epoch, as in the papers' figures
+    summary.json       model, parameters, recipe, epochs, wall time, accuracies, machine
+"""
+
+import contextlib
+import csv
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from keras_resnets import data as data_lib
+from keras_resnets import plotting
+from keras_resnets import recipes as recipes_lib
+from keras_resnets.models.registry import build
+from keras_resnets.utils import count_params
+
+MIXED_PRECISION = (None, "mixed_float16", "mixed_bfloat16")
+
+
+class WallClock(keras.callbacks.Callback):
+    """Adds `wall_time` (seconds since the run first started, across resumes) and
+    `train_images_per_second` (training steps only, evaluation excluded) to the epoch logs,
+    so CSVLogger records them. Keras has no callback for either."""
+
+    def __init__(self, *, images_per_epoch, elapsed_before=0.0):
+        super().__init__()
+        self.images_per_epoch = images_per_epoch
+        self.elapsed_before = elapsed_before
+
+    def on_train_begin(self, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.perf_counter()
+
+    def on_test_begin(self, logs=None):
+        self._train_seconds = time.perf_counter() - self._epoch_start
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        train_seconds = getattr(self, "_train_seconds", time.perf_counter() - self._epoch_start)
+        logs["wall_time"] = self.elapsed_before + time.perf_counter() - self._start
+        logs["train_images_per_second"] = self.images_per_epoch / max(train_seconds, 1e-9)
+
+
+class AtomicModelCheckpoint(keras.callbacks.Callback):
+    """Saves `last.keras` every epoch and `best.keras` on a new best `monitor`, atomically.
+
+    Keras's ModelCheckpoint writes in place, so a kill during the write leaves a truncated
+    file where the previous good one was; here the write goes to a temporary file that then
+    replaces the target in one `os.replace`.
+    """
+
+    def __init__(self, directory, *, monitor="val_accuracy", best=-np.inf):
+        super().__init__()
+        self.directory = Path(directory)
+        self.monitor = monitor
+        self.best = best
+
+    def _save(self, name):
+        target = self.directory / name
+        tmp = self.directory / f".{name}.tmp.keras"
+        self.model.save(tmp)
+        os.replace(tmp, target)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._save("last.keras")
+        value = (logs or {}).get(self.monitor)
+        if value is not None and value > self.best:
+            self.best = value
+            self._save("best.keras")
+
+
+class PlotErrors(keras.callbacks.Callback):
+    """Redraws `errors.png` from `history.csv` after each epoch."""
+
+    def __init__(self, history_path, plot_path, title):
+        super().__init__()
+        self.history_path, self.plot_path, self.title = history_path, plot_path, title
+
+    def on_epoch_end(self, epoch, logs=None):
+        plotting.plot_history(self.history_path, self.plot_path, title=self.title)
+
+
+def _resume_epoch(backup_dir):
+    """The epoch BackupAndRestore will resume at: it records it in training_metadata.json."""
+    path = Path(backup_dir) / "training_metadata.json"
+    if not path.exists():
+        return 0
+    try:
+        return int(json.loads(path.read_text())["epoch"])
+    except (ValueError, KeyError):
+        return 0
+
+
+def _trim_history(history_path, initial_epoch):
+    """Drop rows of epochs that will be trained again (a kill after CSVLogger wrote a row but
+    before the backup saved), so the resumed history has each epoch once."""
+    path = Path(history_path)
+    if not path.exists():
+        return 0.0, -np.inf
+    with path.open(newline="") as f:
+        rows = [r for r in csv.DictReader(f) if int(r["epoch"]) < initial_epoch]
+    if not rows:
+        path.unlink()
+        return 0.0, -np.inf
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    best = max(float(r.get("val_accuracy") or -np.inf) for r in rows)
+    return float(rows[-1].get("wall_time") or 0.0), best
+
+
+def machine_description():
+    import tensorflow as tf
+
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "keras": keras.__version__,
+        "tensorflow": tf.__version__,
+        "backend": keras.backend.backend(),
+        "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+    }
+
+
+def _strategy_scope(distribute):
+    """The scope to build and compile in. `distribute` is "none" or a tf.distribute strategy."""
+    if distribute in (None, "none"):
+        return contextlib.nullcontext(), None
+    return distribute.scope(), distribute
+
+
+def train(
+    model="cifar_resnet",
+    *,
+    model_kwargs=None,
+    recipe="fast",
+    epochs=None,
+    steps_per_epoch=None,
+    batch_size=None,
+    data=None,
+    out="runs/run",
+    seed=0,
+    mixed_precision=None,
+    jit_compile=False,
+    train_limit=None,
+    test_limit=None,
+    distribute="none",
+    verbose=1,
+):
+    """Train a registered model on CIFAR-10 with `model.fit`; return the run's summary dict.
+
+    Running it again with the same `out` resumes a killed run where its last finished
+    epoch left it (`keras.callbacks.BackupAndRestore`), with the same data order and
+    augmentation as an uninterrupted run, so the result is the same.
+
+    Args:
+        model: a name from `keras_resnets.list_models()`. Defaults to "cifar_resnet".
+        model_kwargs: dict of builder arguments (`depth`, `shortcut`, ...).
+        recipe: a name from `keras_resnets.recipes.RECIPES` or a `Recipe`. Defaults to "fast".
+        epochs: Defaults to the recipe's.
+        steps_per_epoch: cap on the steps of an epoch (a short run). Defaults to a full pass.
+        batch_size: Defaults to the recipe's.
+        data: the CIFAR-10 source (see `keras_resnets.data.load_arrays`). Defaults to
+            `$KERAS_RESNETS_DATA`, else a search.
+        out: the run folder. Defaults to "runs/run".
+        seed: seeds the weights, the data order and the augmentation. Defaults to 0.
+        mixed_precision: None, "mixed_float16" or "mixed_bfloat16".
+        jit_compile: bool, compile the train step with XLA. Defaults to False.
+        train_limit, test_limit: use only this many images (quick runs and tests).
+        distribute: "none" or a `tf.distribute.Strategy` to build and train under.
+        verbose: Keras's progress bar (1), one line per epoch (2) or silent (0).
+    """
+    model_kwargs = dict(model_kwargs or {})
+    if mixed_precision not in MIXED_PRECISION:
+        raise ValueError(
+            f"`mixed_precision` must be one of {list(MIXED_PRECISION)}. "
+            f"Received: mixed_precision={mixed_precision!r}"
+        )
+    if isinstance(recipe, str):
+        recipe = recipes_lib.for_model(recipe, model, model_kwargs.get("depth"))
+    batch_size = batch_size or recipe.batch_size
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(seed)
+    keras.mixed_precision.set_global_policy(mixed_precision or "float32")
+
+    arrays = data_lib.load_arrays(data)
+    x_train, y_train, x_test, y_test = arrays.x_train, arrays.y_train, arrays.x_test, arrays.y_test
+    if train_limit:
+        x_train, y_train = data_lib.balanced_subset(x_train, y_train, train_limit)
+    if test_limit:
+        x_test, y_test = data_lib.balanced_subset(x_test, y_test, test_limit)
+    full_steps = len(x_train) // batch_size
+    if full_steps < 1:
+        raise ValueError(
+            f"batch_size={batch_size} is larger than the {len(x_train)} training images."
+        )
+    steps = min(steps_per_epoch or full_steps, full_steps)
+    epochs = epochs or recipe.epochs_for(steps)
+
+    backup_dir = out / "backup"
+    initial_epoch = _resume_epoch(backup_dir)
+    history_path = out / "history.csv"
+    elapsed_before, best_before = _trim_history(history_path, initial_epoch)
+    if initial_epoch and verbose:
+        print(f"Resuming {out} at epoch {initial_epoch + 1} of {epochs}.")
+
+    # The training stream is indexed by epoch, so a resumed run sees exactly the batches the
+    # uninterrupted run would have seen from `initial_epoch` on.
+    train_ds = data_lib.make_pipeline(
+        x_train, y_train, batch_size=batch_size, training=True, seed=seed,
+        first_epoch=initial_epoch, steps_per_epoch=steps,
+    )
+    test_ds = data_lib.make_pipeline(x_test, y_test, batch_size=256, training=False)
+
+    scope, _ = _strategy_scope(distribute)
+    with scope:
+        net = build(model, input_shape=x_train.shape[1:], classes=len(arrays.class_names),
+                    **model_kwargs)
+        net.compile(**recipe.compile_kwargs(net, steps_per_epoch=steps, epochs=epochs,
+                                            jit_compile=jit_compile))
+    callbacks = [
+        WallClock(images_per_epoch=steps * batch_size, elapsed_before=elapsed_before),
+        # delete_checkpoint=False: re-running a finished run re-reports it instead of retraining.
+        keras.callbacks.BackupAndRestore(
+            str(backup_dir), double_checkpoint=True, delete_checkpoint=False
+        ),
+        keras.callbacks.CSVLogger(str(history_path), append=True),
+        keras.callbacks.TensorBoard(str(out / "tensorboard")),
+        AtomicModelCheckpoint(out, best=best_before),
+        PlotErrors(history_path, out / "errors.png", title=net.name),
+    ]
+    (out / "run.json").write_text(json.dumps({
+        "model": model, "model_kwargs": model_kwargs, "recipe": recipe.name,
+        "class_names": list(arrays.class_names), "data": arrays.source, "argv": sys.argv,
+    }, indent=2))
+
+    start = time.perf_counter()
+    history = net.fit(
+        train_ds,
+        epochs=epochs,
+        steps_per_epoch=steps,
+        validation_data=test_ds,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    _, final_accuracy = net.evaluate(test_ds, verbose=0)
+    rows = plotting.read_history(history_path)
+    summary = {
+        "model": net.name,
+        "registry_name": model,
+        "model_kwargs": model_kwargs,
+        "params": count_params(net),
+        "recipe": recipe.name,
+        "recipe_settings": {k: v for k, v in vars(recipe).items() if k != "description"},
+        "epochs": epochs,
+        "steps_per_epoch": steps,
+        "batch_size": batch_size,
+        "seed": seed,
+        "mixed_precision": mixed_precision,
+        "jit_compile": jit_compile,
+        "data": arrays.source,
+        "num_train": len(x_train),
+        "num_test": len(x_test),
+        "wall_time_seconds": rows[-1]["wall_time"] if rows else time.perf_counter() - start,
+        "final_test_accuracy": float(final_accuracy),
+        "best_test_accuracy": max((r["val_accuracy"] for r in rows), default=float("nan")),
+        "train_images_per_second_median": float(
+            np.median([r["train_images_per_second"] for r in rows])) if rows else None,
+        "machine": machine_description(),
+        "history": history.history and str(history_path),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    if verbose:
+        print(f"Test accuracy: {final_accuracy:.4f} (best {summary['best_test_accuracy']:.4f}); "
+              f"outputs in {out}/")
+    return summary
