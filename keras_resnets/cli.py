@@ -52,6 +52,11 @@ def _parser():
     p.add_argument("--jit-compile", action="store_true", help="compile the step with XLA")
     p.add_argument("--train-limit", type=int, help="use only this many training images")
     p.add_argument("--test-limit", type=int, help="use only this many test images")
+    p.add_argument("--distribute", default="none", choices=["none", "mirrored", "multi_worker"],
+                   help="mirrored: the GPUs of this host; multi_worker: the hosts in TF_CONFIG "
+                        "(see docs/distributed.md). --batch-size is the global batch")
+    p.add_argument("--scale-lr", action="store_true",
+                   help="linear scaling rule: lr x batch size / the recipe's, with a warm-up")
     p.add_argument("--export", metavar="NAME",
                    help="after training, export best.keras to saved_models/NAME/<version>")
     p.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2])
@@ -108,9 +113,11 @@ def _train(args):
         jit_compile=args.jit_compile,
         train_limit=args.train_limit,
         test_limit=args.test_limit,
+        distribute=args.distribute,
+        scale_lr=args.scale_lr,
         verbose=args.verbose,
     )
-    if args.export:
+    if args.export and summary["distribute"]["is_chief"]:  # only the chief exports
         _export(argparse.Namespace(checkpoint=str(Path(args.out) / "best.keras"),
                                    name=args.export, base="saved_models", version=None,
                                    overwrite=False))

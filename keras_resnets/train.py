@@ -14,7 +14,6 @@ The run folder holds everything a person or a later process needs:
     summary.json       model, parameters, recipe, epochs, wall time, accuracies, machine
 """
 
-import contextlib
 import csv
 import json
 import os
@@ -27,6 +26,7 @@ import keras
 import numpy as np
 
 from keras_resnets import data as data_lib
+from keras_resnets import distribute as distribute_lib
 from keras_resnets import plotting
 from keras_resnets import recipes as recipes_lib
 from keras_resnets.models.registry import build
@@ -146,13 +146,6 @@ def machine_description():
     }
 
 
-def _strategy_scope(distribute):
-    """The scope to build and compile in. `distribute` is "none" or a tf.distribute strategy."""
-    if distribute in (None, "none"):
-        return contextlib.nullcontext(), None
-    return distribute.scope(), distribute
-
-
 def train(
     model="cifar_resnet",
     *,
@@ -169,6 +162,7 @@ def train(
     train_limit=None,
     test_limit=None,
     distribute="none",
+    scale_lr=False,
     verbose=1,
 ):
     """Train a registered model on CIFAR-10 with `model.fit`; return the run's summary dict.
@@ -191,7 +185,12 @@ def train(
         mixed_precision: None, "mixed_float16" or "mixed_bfloat16".
         jit_compile: bool, compile the train step with XLA. Defaults to False.
         train_limit, test_limit: use only this many images (quick runs and tests).
-        distribute: "none" or a `tf.distribute.Strategy` to build and train under.
+        distribute: "none", "mirrored" (the GPUs of this host), "multi_worker" (hosts listed
+            in `TF_CONFIG`), a `tf.distribute.Strategy` or a `keras.distribution`
+            DataParallel/ModelParallel; see `keras_resnets.distribute`. `batch_size` is the
+            global batch, split across the replicas.
+        scale_lr: apply the linear scaling rule with warm-up (Goyal et al. 2017): learning
+            rate times `batch_size / recipe.batch_size`. Defaults to False.
         verbose: Keras's progress bar (1), one line per epoch (2) or silent (0).
     """
     model_kwargs = dict(model_kwargs or {})
@@ -203,8 +202,11 @@ def train(
     if isinstance(recipe, str):
         recipe = recipes_lib.for_model(recipe, model, model_kwargs.get("depth"))
     batch_size = batch_size or recipe.batch_size
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    # Before anything runs TensorFlow: MultiWorkerMirroredStrategy must be made at start-up.
+    dist = distribute_lib.resolve(distribute)
+    dist.check_batch_size(batch_size)
+    # The chief writes `out`; other workers write into a temporary folder (see distribute.py).
+    out = dist.writable_run_folder(out)
     keras.utils.set_random_seed(seed)
     keras.mixed_precision.set_global_policy(mixed_precision or "float32")
 
@@ -220,10 +222,13 @@ def train(
             f"batch_size={batch_size} is larger than the {len(x_train)} training images."
         )
     steps = min(steps_per_epoch or full_steps, full_steps)
+    if scale_lr:
+        recipe = distribute_lib.scale_learning_rate(recipe, batch_size, steps_per_epoch=steps)
     epochs = epochs or recipe.epochs_for(steps)
 
     backup_dir = out / "backup"
     initial_epoch = _resume_epoch(backup_dir)
+    dist.check_same(initial_epoch, "the epoch to resume at")
     history_path = out / "history.csv"
     elapsed_before, best_before = _trim_history(history_path, initial_epoch)
     if initial_epoch and verbose:
@@ -236,9 +241,9 @@ def train(
         first_epoch=initial_epoch, steps_per_epoch=steps,
     )
     test_ds = data_lib.make_pipeline(x_test, y_test, batch_size=256, training=False)
+    train_ds, test_ds = dist.distribute_datasets(train_ds, test_ds)
 
-    scope, _ = _strategy_scope(distribute)
-    with scope:
+    with dist.scope():
         net = build(model, input_shape=x_train.shape[1:], classes=len(arrays.class_names),
                     **model_kwargs)
         net.compile(**recipe.compile_kwargs(net, steps_per_epoch=steps, epochs=epochs,
@@ -260,15 +265,16 @@ def train(
     }, indent=2))
 
     start = time.perf_counter()
-    history = net.fit(
-        train_ds,
-        epochs=epochs,
-        steps_per_epoch=steps,
-        validation_data=test_ds,
-        callbacks=callbacks,
-        verbose=verbose,
-    )
-    _, final_accuracy = net.evaluate(test_ds, verbose=0)
+    with dist.scope():  # keras.distribution (JAX) lays out each batch within its scope
+        history = net.fit(
+            train_ds,
+            epochs=epochs,
+            steps_per_epoch=steps,
+            validation_data=test_ds,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
+        _, final_accuracy = net.evaluate(test_ds, verbose=0)
     rows = plotting.read_history(history_path)
     summary = {
         "model": net.name,
@@ -292,10 +298,12 @@ def train(
         "train_images_per_second_median": float(
             np.median([r["train_images_per_second"] for r in rows])) if rows else None,
         "machine": machine_description(),
+        "distribute": dist.describe(),
         "history": history.history and str(history_path),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     if verbose:
         print(f"Test accuracy: {final_accuracy:.4f} (best {summary['best_test_accuracy']:.4f}); "
               f"outputs in {out}/")
+    dist.close()
     return summary
