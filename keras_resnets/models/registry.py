@@ -43,7 +43,7 @@ def get_builder(name):
     return _BUILDERS[name]
 
 
-def build(name, **kwargs):
+def build(name, /, **kwargs):
     """Build the registered model `name` as a functional `keras.Model`.
 
     Keyword arguments follow `keras.applications` (`input_shape`, `classes`, `include_top`,
@@ -54,4 +54,5 @@ def build(name, **kwargs):
     >>> model = keras_resnets.build("cifar_resnet", depth=110)
     >>> model = keras_resnets.build("highway", depth=25)
     """
+    # `name` is positional-only so that the model's own `name=` keyword reaches the builder.
     return get_builder(name)(**kwargs)
