@@ -1,0 +1,183 @@
+"""Classify images with a keras_resnets model running in TensorFlow Serving, over REST.
+
+    python examples/serving_client.py \
+        --url http://localhost:8501/v1/models/cifar_resnet20:predict \
+        --images cat.png ship.jpg [--bytes] [--size 32]
+
+Without `--bytes` the client decodes the images itself (Pillow) and sends raw RGB pixel values
+0..255 to the `serving_default` signature; the images must then have the model's input size
+(or pass `--size` to resize them here). With `--bytes` it sends the files themselves,
+base64-encoded, to the `serving_bytes` signature, which decodes and resizes them in the graph.
+Clients never normalise: the model's preprocessing runs inside the server.
+
+Only the standard library is needed to post requests; Pillow only to send pixels.
+"""
+
+import argparse
+import base64
+import json
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+SIGNATURES = {False: "serving_default", True: "serving_bytes"}
+INPUT_NAMES = {False: "images", True: "image_bytes"}
+
+
+def build_request(images_or_paths, *, use_bytes, signature_name=None, image_size=None):
+    """Build the JSON body of a TF Serving REST `:predict` request, in the "instances" form.
+
+    Args:
+        images_or_paths: image files (str or Path), encoded image files as `bytes`, or pixel
+            arrays `[height, width, 3]` with values 0..255 (NumPy arrays or nested lists).
+        use_bytes: send encoded files to `serving_bytes` (True) or pixels to
+            `serving_default` (False).
+        signature_name: overrides the signature chosen by `use_bytes`.
+        image_size: `(height, width)` or an int: resize pixels before sending them. Defaults
+            to `None` (send as they are). Ignored with `use_bytes`, where the server resizes.
+
+    Returns:
+        A dict: `{"signature_name": ..., "instances": [{"images": [[[r, g, b], ...]]}, ...]}`
+        or `{"signature_name": ..., "instances": [{"image_bytes": {"b64": "..."}}, ...]}`.
+
+    Example:
+    >>> body = build_request(["cat.png"], use_bytes=True)
+    >>> post("http://localhost:8501/v1/models/cifar_resnet20:predict", body)
+    """
+    if isinstance(images_or_paths, (str, Path, bytes)):
+        images_or_paths = [images_or_paths]
+    images_or_paths = list(images_or_paths)  # a 4-D pixel array becomes a list of images
+    if not images_or_paths:
+        raise ValueError("`images_or_paths` must name at least one image. Received: []")
+    input_name = INPUT_NAMES[bool(use_bytes)]
+    if use_bytes:
+        values = [{"b64": base64.b64encode(_encoded(item)).decode("ascii")}
+                  for item in images_or_paths]
+    else:
+        values = [_pixels(item, image_size) for item in images_or_paths]
+        sizes = {(len(v), len(v[0])) for v in values}
+        if len(sizes) > 1:
+            raise ValueError(
+                "Pixel requests need images of one size (a batch is one tensor); pass "
+                f"image_size (--size) or use_bytes (--bytes). Received sizes: {sorted(sizes)}"
+            )
+    return {
+        "signature_name": signature_name or SIGNATURES[bool(use_bytes)],
+        "instances": [{input_name: value} for value in values],
+    }
+
+
+def post(url, body, *, timeout=60.0):
+    """POST `body` as JSON to a TF Serving REST URL and return the decoded JSON response.
+
+    Raises:
+        RuntimeError: TF Serving answered with an error; its message (for a bad request,
+            the signature's own check, e.g. the expected image shape) is included.
+    """
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode("utf-8"),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read().decode("utf-8"))
+    except urllib.error.HTTPError as error:
+        detail = error.read().decode("utf-8", "replace")
+        try:
+            detail = json.loads(detail).get("error", detail)
+        except (ValueError, AttributeError):
+            pass
+        raise RuntimeError(f"TF Serving answered HTTP {error.code}: {detail}") from None
+
+
+def format_predictions(response, labels, *, top=3):
+    """One line per image: its label, then the `top` classes with their probabilities."""
+    lines = []
+    for label, prediction in zip(labels, response["predictions"]):
+        probabilities = prediction["probabilities"]
+        ranked = sorted(range(len(probabilities)), key=lambda i: -probabilities[i])[:top]
+        best = prediction.get("class_names", prediction["classes"])
+        others = ", ".join(f"{i}: {probabilities[i]:.3f}" for i in ranked)
+        lines.append(f"{label}: {best} (class {prediction['classes']}; top {top}: {others})")
+    return "\n".join(lines)
+
+
+def _encoded(item):
+    if isinstance(item, bytes):
+        return item
+    if isinstance(item, (str, Path)):
+        return Path(item).read_bytes()
+    # A pixel array: send it as a (lossless) PNG.
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(_as_uint8(item)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _pixels(item, image_size):
+    if isinstance(item, (str, Path, bytes)):
+        import io
+
+        from PIL import Image
+
+        source = io.BytesIO(item) if isinstance(item, bytes) else Path(item)
+        with Image.open(source) as image:
+            image = image.convert("RGB")
+            if image_size is not None:
+                height, width = (
+                    (image_size, image_size) if isinstance(image_size, int) else image_size
+                )
+                image = image.resize((width, height), Image.BILINEAR)
+            width, height = image.size
+            flat = list(image.getdata())
+        return [[list(flat[row * width + col]) for col in range(width)] for row in range(height)]
+    if image_size is not None:
+        raise ValueError("image_size only resizes image files; resize pixel arrays beforehand.")
+    return item.tolist() if hasattr(item, "tolist") else item
+
+
+def _as_uint8(pixels):
+    import numpy as np
+
+    return np.clip(np.rint(np.asarray(pixels, dtype="float32")), 0, 255).astype("uint8")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", required=True,
+                        help="e.g. http://localhost:8501/v1/models/cifar_resnet20:predict")
+    parser.add_argument("--images", nargs="+", required=True, help="image files")
+    parser.add_argument("--bytes", action="store_true", dest="use_bytes",
+                        help="send the encoded files to `serving_bytes` (server decodes)")
+    parser.add_argument("--size", type=int, nargs="+", metavar=("HEIGHT", "WIDTH"),
+                        help="resize pixels to this size before sending (without --bytes)")
+    parser.add_argument("--signature", help="signature name (default: by --bytes)")
+    parser.add_argument("--print-request", action="store_true",
+                        help="print the JSON body and exit without posting")
+    args = parser.parse_args(argv)
+    if args.size is not None and len(args.size) > 2:
+        parser.error(f"--size takes HEIGHT [WIDTH]. Received: --size {args.size}")
+
+    size = None if args.size is None else tuple(args.size) * (2 if len(args.size) == 1 else 1)
+    body = build_request(args.images, use_bytes=args.use_bytes,
+                         signature_name=args.signature, image_size=size)
+    if args.print_request:
+        print(json.dumps(body))
+        return 0
+    try:
+        response = post(args.url, body)
+    except (RuntimeError, urllib.error.URLError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(format_predictions(response, args.images))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
