@@ -151,34 +151,78 @@ class DenseBlock(keras.layers.Layer):
             return conv(ops.relu(bn(x, training=training)))
         return ops.relu(bn(conv(x), training=training))
 
-    def _layer(self, i, features, training):
-        """Layer i on the list of features it sees."""
-
-        def concat_and_bottleneck(*feats):
-            x = feats[0] if len(feats) == 1 else ops.concatenate(feats, axis=self._axis)
-            if self.bottleneck:
-                x = self._bn_relu_conv(x, self.bottleneck_bns[i], self.bottleneck_convs[i], training)
-            return x
-
-        if self.memory_efficient:
-            # The concatenation, its BN and the bottleneck are cheap to recompute but their
-            # outputs grow quadratically with depth: keep none of them (Pleiss et al. 2017).
-            x = keras.remat(concat_and_bottleneck)(*features)
+    def _layer(self, i, features, training, stats=None):
+        """Layer i on the list of features it sees (`stats`: their batch moments, given in
+        memory-efficient training)."""
+        # The pair that reads the concatenation: the bottleneck, or the layer's only pair.
+        first = (self.bottleneck_bns[i], self.bottleneck_convs[i]) if self.bottleneck else (
+            self.bns[i], self.convs[i])
+        if self.memory_efficient and training:
+            x = self._recomputed_pair(features, *first, stats)
         else:
-            x = concat_and_bottleneck(*features)
-        x = self._bn_relu_conv(x, self.bns[i], self.convs[i], training)
+            x = self._concat(features)
+            x = self._bn_relu_conv(x, *first, training)
+        if self.bottleneck:
+            x = self._bn_relu_conv(x, self.bns[i], self.convs[i], training)
         if self.dropouts[i] is not None:
             x = self.dropouts[i](x, training=training)
         return x
 
+    def _concat(self, features):
+        return features[0] if len(features) == 1 else ops.concatenate(features, axis=self._axis)
+
+    def _moments(self, x):
+        # BatchNormalization's own statistics: float32 (it upcasts bf16/fp16), biased variance.
+        axes = [a for a in range(len(x.shape)) if a != self._axis % len(x.shape)]
+        return ops.moments(ops.cast(x, "float32"), axes=axes)
+
+    def _recomputed_pair(self, features, bn, conv, stats):
+        """concat -> BN -> ReLU -> conv (conv -> BN -> ReLU without pre-activation), with
+        everything up to the conv recomputed in the backward pass instead of stored: those
+        tensors grow quadratically with depth (Pleiss et al. 2017)."""
+        if not self.preactivation:
+            # conv first: only the concatenation, its input, needs recomputing.
+            x = keras.remat(lambda *feats: conv(self._concat(feats)))(*features)
+            return ops.relu(bn(x, training=True))
+        # A BatchNormalization layer called inside the recomputed function would update its
+        # moving statistics twice (TF's recompute_grad re-runs the assignment in the backward
+        # pass). The batch moments of a concatenation are the concatenated moments of its
+        # parts, so they are computed here, once per feature, and the update happens once.
+        mean = ops.concatenate([m for m, _ in stats], axis=0)
+        variance = ops.concatenate([v for _, v in stats], axis=0)
+        bn.moving_mean.assign(bn.moving_mean * bn.momentum + mean * (1.0 - bn.momentum))
+        bn.moving_variance.assign(
+            bn.moving_variance * bn.momentum + variance * (1.0 - bn.momentum)
+        )
+
+        def concat_bn_relu_conv(mean, variance, *feats):
+            x = ops.batch_normalization(
+                ops.cast(self._concat(feats), "float32"),
+                mean,
+                variance,
+                axis=self._axis,
+                offset=ops.cast(bn.beta, "float32"),
+                scale=ops.cast(bn.gamma, "float32"),
+                epsilon=bn.epsilon,
+            )
+            return conv(ops.relu(ops.cast(x, bn.compute_dtype)))
+
+        return keras.remat(concat_bn_relu_conv)(mean, variance, *features)
+
     def call(self, inputs, training=None):
-        outputs = []
+        # Memory-efficient training with pre-activation needs each feature's batch moments.
+        with_stats = bool(self.memory_efficient and training and self.preactivation)
+        input_stats = self._moments(inputs) if with_stats else None
+        outputs, output_stats = [], []
         for i in range(self.num_layers):
             if self.include_input:
-                features = [inputs] + outputs
+                features, stats = [inputs] + outputs, [input_stats] + output_stats
             else:
                 features = outputs if outputs else [inputs]
-            outputs.append(self._layer(i, features, training))
+                stats = output_stats if outputs else [input_stats]
+            outputs.append(self._layer(i, features, training, stats))
+            if with_stats and i < self.num_layers - 1:
+                output_stats.append(self._moments(outputs[-1]))
         if self.output_mode == "last":
             return outputs[-1]
         return ops.concatenate([inputs] + outputs, axis=self._axis)

@@ -1,0 +1,151 @@
+"""What the machine is and what it can do: versions, CPU flags, matmul GFLOP/s.
+
+The measured float32 matmul rate is the "peak" that model FLOP utilisation is reported
+against: a large square matmul is the best case for the CPU's FMA units, so a network
+that reaches it is limited by the hardware, not by the framework.
+"""
+
+import os
+import platform
+import statistics
+import time
+
+import numpy as np
+
+# x86 flags that decide whether bfloat16 arithmetic can be fast.
+BF16_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile", "avx512f", "avx512_vnni", "avx_vnni")
+
+
+def cpu_info():
+    """Model name and the flags that matter here, from /proc/cpuinfo where it exists."""
+    info = {"model": platform.processor() or platform.machine(), "flags": [], "mhz": None}
+    try:
+        with open("/proc/cpuinfo") as f:
+            text = f.read()
+    except OSError:
+        return info
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key, value = key.strip(), value.strip()
+        if key == "model name":
+            info["model"] = value
+        elif key == "flags" and not info["flags"]:
+            flags = set(value.split())
+            info["flags"] = sorted(f for f in flags
+                                   if f in BF16_FLAGS or f in ("avx2", "fma", "avx512bw"))
+        elif key == "cpu MHz" and info["mhz"] is None:
+            info["mhz"] = float(value)
+    info["bf16_hardware"] = any(f in info["flags"] for f in ("avx512_bf16", "amx_bf16"))
+    return info
+
+
+def describe():
+    """Versions and hardware, for the report's header."""
+    import keras
+
+    desc = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "cpu": cpu_info(),
+        "keras": keras.__version__,
+        "backend": keras.backend.backend(),
+    }
+    try:
+        import tensorflow as tf
+
+        desc["tensorflow"] = tf.__version__
+        desc["gpus"] = [d.name for d in tf.config.list_physical_devices("GPU")]
+    except ImportError:
+        pass
+    try:
+        import torch
+
+        desc["torch"] = torch.__version__
+        desc["torch_threads"] = torch.get_num_threads()
+    except ImportError:
+        desc["torch"] = None
+    try:
+        import torchvision
+
+        desc["torchvision"] = torchvision.__version__
+    except Exception:
+        desc["torchvision"] = None
+    try:
+        import psutil
+
+        desc["memory_gb"] = round(psutil.virtual_memory().total / 2**30, 1)
+        desc["load_average"] = list(os.getloadavg())
+    except (ImportError, OSError):
+        pass
+    return desc
+
+
+def _keras_matmul(size, dtype):
+    import keras
+
+    rng = np.random.default_rng(0)
+    a = keras.ops.cast(keras.ops.convert_to_tensor(rng.standard_normal((size, size),
+                                                                       dtype="float32")), dtype)
+    b = keras.ops.cast(keras.ops.convert_to_tensor(rng.standard_normal((size, size),
+                                                                       dtype="float32")), dtype)
+
+    def run():
+        c = keras.ops.matmul(a, b)
+        # Reading one element back waits for the result (JAX dispatches asynchronously).
+        keras.ops.convert_to_numpy(keras.ops.cast(c[0, 0], "float32"))
+
+    return run
+
+
+def _torch_matmul(size, dtype):
+    import torch
+
+    a = torch.randn(size, size).to(getattr(torch, dtype))
+    b = torch.randn(size, size).to(getattr(torch, dtype))
+    return lambda: torch.matmul(a, b)
+
+
+def matmul_gflops(*, size=2048, dtypes=("float32", "bfloat16"), repeats=5, frameworks=None):
+    """GFLOP/s of a `size` x `size` matmul, median of `repeats`, per framework and dtype.
+
+    The dtypes of a framework are interleaved repeat by repeat, like the models.
+    Returns `{framework: {dtype: {"gflops": ..., "seconds": [...]}}}`.
+    """
+    import keras
+
+    if frameworks is None:
+        frameworks = [keras.backend.backend()]
+        try:
+            import torch  # noqa: F401
+
+            frameworks.append("torch")
+        except ImportError:
+            pass
+    flops = 2.0 * size**3
+    results = {}
+    for framework in frameworks:
+        make = _torch_matmul if framework == "torch" else _keras_matmul
+        runs = {dtype: make(size, dtype) for dtype in dtypes}
+        for run in runs.values():
+            run()  # warm-up: kernel selection, thread pool start
+        seconds = {dtype: [] for dtype in dtypes}
+        for _ in range(repeats):
+            for dtype, run in runs.items():
+                start = time.perf_counter()
+                run()
+                seconds[dtype].append(time.perf_counter() - start)
+        results[framework] = {
+            dtype: {"gflops": flops / statistics.median(s) / 1e9, "seconds": s}
+            for dtype, s in seconds.items()
+        }
+    return {"size": size, "repeats": repeats, "results": results}
+
+
+def theoretical_fp32_gflops(info=None, cores=None):
+    """Cores x 2 FMA units x 8 float32 lanes (AVX2) x 2 FLOPs x clock: the datasheet peak."""
+    info = info or cpu_info()
+    cores = cores or os.cpu_count()
+    if not info.get("mhz") or "fma" not in info.get("flags", []):
+        return None
+    return cores * 2 * 8 * 2 * info["mhz"] / 1e3

@@ -1,0 +1,256 @@
+"""Results JSON -> markdown tables and a PNG chart of the ratios."""
+
+import json
+from pathlib import Path
+
+
+def _fmt(value, digits=2):
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def _groups(results, kind):
+    return [g for g in results.get("groups", []) if g.get("kind") == kind]
+
+
+def goals(results):
+    """The project's three measurable goals, each with its measured value and verdict."""
+    rows = []
+    for g in _groups(results, "throughput"):
+        train = g.get("results", {}).get("train", {})
+        if g["model"] == "cifar_resnet20" and "torch" in train:
+            value = train["torch"]["ours_speedup"]
+            rows.append(("CIFAR ResNet-20 training >= 1.0x PyTorch eager channels_last",
+                         f"{value:.2f}x", value >= 1.0))
+    for g in _groups(results, "memory"):
+        ratios = g.get("memory_efficient_vs_plain") or {}
+        if g["model"].startswith("cifar_densenet_bc100") and ratios:
+            step_time, how = ratios["step_time"], "sequential processes"
+            # Prefer the interleaved step-time ratio of a throughput group, where there is one.
+            for t in _groups(results, "throughput"):
+                train = t.get("results", {}).get("train", {})
+                if (t["model"] == g["model"] and t["batch_size"] == g["batch_size"]
+                        and "keras_resnets memory_efficient" in train):
+                    step_time = train["keras_resnets memory_efficient"]["ours_speedup"]
+                    how = "interleaved"
+            met = ratios["step_increase"] <= 0.5 and step_time <= 1.3
+            rows.append((
+                f"DenseNet-BC-100 memory-efficient <= 0.5x plain training memory at <= 1.3x "
+                f"step time (batch {g['batch_size']})",
+                f"memory {ratios['step_increase']:.2f}x (step increase), "
+                f"{ratios['peak_rss']:.2f}x (peak RSS); step time {step_time:.2f}x ({how})",
+                met))
+    for g in _groups(results, "bf16"):
+        speedup = g.get("train_step_bf16_speedup", {}).get("keras_resnets")
+        if speedup is not None:
+            rows.append((f"bfloat16 trains >= 2x faster than float32 ({g['model']})",
+                         f"{speedup:.2f}x", speedup >= 2.0))
+    return rows
+
+
+def markdown(results):
+    m = results.get("machine", {})
+    cpu = m.get("cpu", {})
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Measured {results.get('date', '?')} with `{results.get('command', '?')}`"
+        + (" (quick mode: tiny sizes, numbers are only a smoke test)" if results.get("quick")
+           else "") + ".",
+        "",
+        f"Machine: {cpu.get('model', '?')}, {m.get('cpu_count', '?')} cores, "
+        f"{m.get('memory_gb', '?')} GB; flags: {', '.join(cpu.get('flags', [])) or '-'}; "
+        f"load average at start: {', '.join(f'{x:.1f}' for x in m.get('load_average', []))}. "
+        f"Python {m.get('python')}, Keras {m.get('keras')} ({m.get('backend')} backend), "
+        f"TensorFlow {m.get('tensorflow')}, PyTorch {m.get('torch') or 'not installed'}, "
+        f"torchvision {m.get('torchvision') or 'not installed'}.",
+        "",
+        "Ratios matter, absolute times do not: the machine is shared (a CIFAR-10 training run "
+        "and other jobs ran at the same time, and the benchmark ran under `nice -n 15`). "
+        "Every contender of a group ran in the same process, interleaved repeat by repeat; "
+        "the medians are reported and warm-up is excluded (shown separately). "
+        "See benchmarks/README.md for the methodology.",
+        "",
+    ]
+    rows = goals(results)
+    if rows:
+        lines += ["## Project goals", "", "| goal | measured | met |", "| --- | --- | --- |"]
+        lines += [f"| {g} | {v} | {'yes' if ok else 'no'} |" for g, v, ok in rows]
+        lines.append("")
+
+    matmul = results.get("matmul")
+    if matmul:
+        lines += [f"## Machine limit: {matmul['size']}x{matmul['size']} matmul "
+                  f"(median of {matmul['repeats']})", "",
+                  "| framework | float32 GFLOP/s | bfloat16 GFLOP/s | bf16 / fp32 |",
+                  "| --- | --- | --- | --- |"]
+        for framework, by_dtype in matmul["results"].items():
+            fp32 = by_dtype.get("float32", {}).get("gflops")
+            bf16 = by_dtype.get("bfloat16", {}).get("gflops")
+            ratio = bf16 / fp32 if fp32 and bf16 else None
+            lines.append(f"| {framework} | {_fmt(fp32, 1)} | {_fmt(bf16, 1)} | {_fmt(ratio)} |")
+        if results.get("theoretical_fp32_gflops"):
+            lines.append("")
+            lines.append(f"Datasheet float32 peak (cores x 2 FMA x 8 lanes x 2 x clock): "
+                         f"{results['theoretical_fp32_gflops']:.0f} GFLOP/s. Model FLOP "
+                         f"utilisation (MFU) below is against the measured "
+                         f"{results.get('fp32_peak_gflops', 0):.1f} GFLOP/s.")
+        lines.append("")
+
+    throughput = _groups(results, "throughput")
+    if throughput:
+        lines += ["## Throughput", "",
+                  "images/s is the median over repeats; `ours x` is how many times faster "
+                  "keras_resnets is than that contender (step time of the contender / ours); "
+                  "MFU = achieved FLOP/s / measured fp32 matmul peak, with FLOPs = 2 x "
+                  "multiply-adds (count_macs) per image, x3 for a training step. Our models "
+                  "normalise raw pixels inside (a Normalization layer, counted in our time); "
+                  "keras.applications models take preprocessed inputs and have no such layer.",
+                  "",
+                  "| model | batch | input | mode | contender | images/s | step ms | "
+                  "ours x | MFU | first step s | repeats |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for g in throughput:
+            for mode, by_label in g["results"].items():
+                for label, s in by_label.items():
+                    lines.append(
+                        f"| {g['model']} | {g['batch_size']} | {g['input_size']} | {mode} | "
+                        f"{label} | {_fmt(s['images_per_second'], 1)} | "
+                        f"{_fmt(1e3 * s['step_seconds_median'], 0)} | "
+                        f"{_fmt(s['ours_speedup'])} | "
+                        f"{_fmt(100 * s['mfu'], 1) + '%' if s.get('mfu') else '-'} | "
+                        f"{_fmt(s['first_step_seconds'], 1)} | {s['repeats']} |")
+            if g.get("error"):
+                lines.append(f"| {g['model']} | | | | error: {g['error'][:80]} | | | | | | |")
+        lines.append("")
+
+    memory = _groups(results, "memory")
+    if memory:
+        lines += ["## Peak training memory (process RSS, each variant in a fresh process)", "",
+                  "`step increase` = peak RSS during training steps 2.. minus RSS after "
+                  "building and compiling (activations, gradients, workspace); `peak` is the "
+                  "whole process (TensorFlow runtime, weights, graph).", "",
+                  "| model | batch | variant | params | RSS before MB | peak MB | "
+                  "step increase MB | step s | first step s |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for g in memory:
+            for variant, r in g["results"].items():
+                if "error" in r:
+                    lines.append(f"| {g['model']} | {g['batch_size']} | {variant} | "
+                                 f"error: {r['error'][:80]!r} | | | | | |")
+                    continue
+                lines.append(
+                    f"| {g['model']} ({r['model_name']}, {g['input_size']}px) | "
+                    f"{g['batch_size']} | {variant} | {r['params']:,} | "
+                    f"{_fmt(r['rss_before_mb'], 0)} | {_fmt(r['peak_steady_mb'], 0)} | "
+                    f"{_fmt(r['step_increase_mb'], 0)} | {_fmt(r['step_seconds_median'])} | "
+                    f"{_fmt(r['first_step_seconds'], 1)} |")
+            ratios = g.get("memory_efficient_vs_plain")
+            if ratios:
+                lines.append("")
+                lines.append(f"{g['model']} memory-efficient / plain: step increase "
+                             f"{ratios['step_increase']:.2f}x, peak RSS "
+                             f"{ratios['peak_rss']:.2f}x, step time {ratios['step_time']:.2f}x "
+                             "(sequential processes, not interleaved).")
+        lines.append("")
+
+    for g in _groups(results, "bf16"):
+        lines += [f"## bfloat16 vs float32 ({g['model']}, batch {g['batch_size']}, "
+                  f"training step)", "",
+                  f"CPU bf16 hardware (AVX512_BF16 or AMX): "
+                  f"{'yes' if g['cpu'].get('bf16_hardware') else 'no'}.", "",
+                  "| contender | step s (median) | images/s | first step s | repeats |",
+                  "| --- | --- | --- | --- | --- |"]
+        for label, s in g["results"].items():
+            lines.append(f"| {label} | {_fmt(s['step_seconds_median'])} | "
+                         f"{_fmt(s['images_per_second'], 1)} | "
+                         f"{_fmt(s['first_step_seconds'], 1)} | {s['repeats']} |")
+        lines.append("")
+        speedups = ", ".join(f"{k} {v:.2f}x" for k, v in g["train_step_bf16_speedup"].items())
+        mm = ", ".join(f"{k} {v:.2f}x" for k, v in g["matmul_bf16_speedup"].items())
+        lines.append(f"bf16 / fp32 speed: training step {speedups or '-'}; matmul {mm or '-'}.")
+        lines.append("")
+
+    for g in _groups(results, "time_to_accuracy"):
+        if g.get("error"):
+            lines += ["## Time to accuracy", "", f"Not measured: {g['error']}", ""]
+            continue
+        lines += ["## Time to accuracy (CIFAR-10)", "",
+                  "| run | model | target | reached at epoch | wall time | best | epochs |",
+                  "| --- | --- | --- | --- | --- | --- | --- |",
+                  f"| {g['run']} | {g.get('model', '?')} {g.get('model_kwargs', '')} | "
+                  f"{g['target']:.3f} | {g['epoch'] or 'not reached'} | "
+                  f"{_fmt((g['wall_time_seconds'] or 0) / 60, 1) + ' min' if g['reached'] else '-'}"
+                  f" | {g['best_val_accuracy']:.4f} | {g['epochs_run']} |", ""]
+
+    if results.get("notes"):
+        lines += ["## Notes", ""] + [f"- {n}" for n in results["notes"]] + [""]
+    if results.get("chart"):
+        lines += [f"![ratios]({results['chart']})", ""]
+    return "\n".join(lines)
+
+
+def chart_rows(results):
+    """(label, ratio) pairs for the chart: > 1 favours keras_resnets (or bf16 / remat)."""
+    rows = []
+    for g in _groups(results, "throughput"):
+        for mode, by_label in g["results"].items():
+            for label, s in by_label.items():
+                if label != "keras_resnets":
+                    rows.append((f"{g['model']} {mode}: ours vs {label}", s["ours_speedup"]))
+    for g in _groups(results, "memory"):
+        r = g.get("memory_efficient_vs_plain")
+        if r:
+            saving = 1 / max(r["step_increase"], 1e-9)
+            rows.append((f"{g['model']} memory: plain / efficient", saving))
+            rows.append((f"{g['model']} step time: plain / efficient", 1 / r["step_time"]))
+    for g in _groups(results, "bf16"):
+        for k, v in g["train_step_bf16_speedup"].items():
+            rows.append((f"{g['model']} train: bf16 speed / fp32 ({k})", v))
+        for k, v in g["matmul_bf16_speedup"].items():
+            rows.append((f"matmul: bf16 speed / fp32 ({k})", v))
+    return rows
+
+
+def chart(results, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = chart_rows(results)
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(9, 0.4 * len(rows) + 1.2))
+    labels = [r[0] for r in rows]
+    values = [r[1] for r in rows]
+    colors = ["tab:green" if v >= 1 else "tab:red" for v in values]
+    ax.barh(range(len(rows)), values, color=colors)
+    ax.set_yticks(range(len(rows)), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    for i, v in enumerate(values):
+        ax.text(v, i, f" {v:.2f}x", va="center", fontsize=8)
+    ax.set_xlabel("ratio (> 1: keras_resnets faster / the memory-efficient or bf16 side better)")
+    ax.set_title(f"keras_resnets benchmarks, {results.get('date', '')}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write(results, out_dir, *, stem="benchmarks"):
+    """Write `stem`.json, `stem`.md and `stem`.png into `out_dir`; return their paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    png = out_dir / f"{stem}.png"
+    if chart(results, png):
+        results["chart"] = png.name
+    json_path = out_dir / f"{stem}.json"
+    json_path.write_text(json.dumps(results, indent=2, default=str))
+    md_path = out_dir / f"{stem}.md"
+    md_path.write_text(markdown(results))
+    return {"json": json_path, "markdown": md_path, "chart": png if png.exists() else None}
