@@ -49,3 +49,28 @@ def markdown(names=None):
             f"| `{row['name']!r}{args}` | {row['input']} | {row['params']:,} | {macs_text} |"
         )
     return "\n".join(lines)
+
+
+START, END = "<!-- model-table:start -->", "<!-- model-table:end -->"
+
+
+def update_readme(path="README.md"):
+    """Rewrite the table between the model-table markers of `path`; return True if changed."""
+    from pathlib import Path
+
+    path = Path(path)
+    text = path.read_text()
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    new = f"{head}{START}\n{markdown()}\n{END}{tail}"
+    if new != text:
+        path.write_text(new)
+    return new != text
+
+
+if __name__ == "__main__":
+    # python -m keras_resnets.model_table [README.md]: regenerate the README's model table.
+    import sys
+
+    changed = update_readme(*(sys.argv[1:2] or ["README.md"]))
+    print("README model table", "updated" if changed else "already up to date")

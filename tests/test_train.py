@@ -1,0 +1,169 @@
+"""Recipes, the training loop's outputs, and resuming a killed run."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+import keras_resnets
+from keras_resnets import plotting, recipes
+from keras_resnets.train import train
+from keras_resnets.utils import count_params
+
+REPO = Path(__file__).resolve().parents[1]
+CIFAR = REPO.parent / "shared" / "cifar10"
+needs_cifar = pytest.mark.skipif(not CIFAR.exists(), reason=f"CIFAR-10 copy not at {CIFAR}")
+
+
+def test_paper_recipe_follows_he_et_al_section_4_2():
+    recipe = recipes.get("paper")
+    # 64k iterations at batch 128 over 50k images: 391 steps an epoch -> 164 epochs.
+    assert recipe.batch_size == 128
+    assert recipe.epochs_for(391) == 164
+    opt = recipe.make_optimizer(steps_per_epoch=391, epochs=164)
+    assert opt.momentum == pytest.approx(0.9)
+    lr = opt._learning_rate
+    assert float(lr(0)) == pytest.approx(0.1)
+    assert float(lr(31999)) == pytest.approx(0.1)
+    assert float(lr(32001)) == pytest.approx(0.01)
+    assert float(lr(48001)) == pytest.approx(0.001)
+
+
+def test_paper_recipe_warms_up_resnet110_only():
+    warm = recipes.for_model("paper", "cifar_resnet", 110).make_optimizer(
+        steps_per_epoch=391, epochs=164)._learning_rate
+    assert float(warm(0)) == pytest.approx(0.01)
+    assert float(warm(399)) == pytest.approx(0.01)
+    assert float(warm(401)) == pytest.approx(0.1)
+    cold = recipes.for_model("paper", "cifar_resnet", 56).make_optimizer(
+        steps_per_epoch=391, epochs=164)._learning_rate
+    assert float(cold(0)) == pytest.approx(0.1)
+
+
+def test_densenet_recipe_divides_at_half_and_three_quarters():
+    recipe = recipes.get("densenet")
+    assert recipe.batch_size == 64 and recipe.epochs == 300 and recipe.nesterov
+    lr = recipe.make_optimizer(steps_per_epoch=100, epochs=300)._learning_rate
+    assert float(lr(14999)) == pytest.approx(0.1)
+    assert float(lr(15001)) == pytest.approx(0.01)
+    assert float(lr(22501)) == pytest.approx(0.001)
+
+
+def test_fast_recipe_warms_up_then_decays_to_zero():
+    lr = recipes.get("fast").make_optimizer(steps_per_epoch=100, epochs=30)._learning_rate
+    assert float(lr(0)) == pytest.approx(0.0, abs=1e-6)
+    assert float(lr(100)) == pytest.approx(0.1, rel=1e-3)  # halfway through the 2-epoch warm-up
+    assert float(lr(200)) == pytest.approx(0.2, rel=1e-3)
+    assert float(lr(3000)) == pytest.approx(0.0, abs=1e-4)
+
+
+def test_unknown_recipe_is_a_clear_error():
+    with pytest.raises(ValueError, match="Valid recipes: .*Received: recipe='sgd'"):
+        recipes.get("sgd")
+
+
+def test_weight_decay_touches_kernels_only():
+    model = keras_resnets.build("cifar_resnet", depth=20)
+    recipes.apply_weight_decay(model, 1e-4)
+    decayed = [v for v in model.trainable_weights if v.regularizer is not None]
+    assert decayed and all(v.path.endswith("kernel") for v in decayed)
+    for v in model.trainable_weights:
+        if v.path.endswith(("gamma", "beta", "bias")):
+            assert v.regularizer is None, v.path
+    # Coupled L2: the penalty's gradient is weight_decay * w, i.e. the loss is wd/2 * sum(w^2).
+    expected = 0.5 * 1e-4 * sum(float(np.sum(np.square(keras.ops.convert_to_numpy(v))))
+                                for v in decayed)
+    got = float(sum(keras.ops.convert_to_numpy(loss) for loss in model.losses))
+    assert got == pytest.approx(expected, rel=1e-5)
+
+
+def test_label_smoothing_loss_matches_numpy():
+    loss = recipes.get("fast").make_loss()
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], "float32")
+    labels = np.array([0, 2])
+    eps, k = 0.1, 3
+    target = np.full((2, 3), eps / k)
+    target[np.arange(2), labels] += 1 - eps
+    expected = np.mean(-np.sum(target * np.log(probs), axis=1))
+    assert float(loss(labels, probs)) == pytest.approx(expected, rel=1e-5)
+
+
+@needs_cifar
+def test_train_writes_the_run_folder(tmp_path):
+    out = tmp_path / "run"
+    summary = train("cifar_resnet", model_kwargs={"depth": 20}, recipe="fast", epochs=2,
+                    batch_size=32, data=str(CIFAR), out=out, train_limit=256, test_limit=128,
+                    verbose=0)
+    rows = plotting.read_history(out / "history.csv")
+    assert [r["epoch"] for r in rows] == [0, 1]
+    assert all(r["wall_time"] > 0 and r["train_images_per_second"] > 0 for r in rows)
+    for name in ("best.keras", "last.keras"):
+        model = keras.saving.load_model(out / name)
+        assert model.output_shape == (None, 10)
+    assert (out / "errors.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert any((out / "tensorboard").rglob("events.out.tfevents.*"))
+    saved = json.loads((out / "summary.json").read_text())
+    for key in ("model", "params", "recipe", "epochs", "wall_time_seconds",
+                "best_test_accuracy", "final_test_accuracy", "machine"):
+        assert key in saved
+    assert saved["params"] == summary["params"] == count_params(model)
+    assert 0.0 <= saved["final_test_accuracy"] <= 1.0
+    assert saved["best_test_accuracy"] == max(r["val_accuracy"] for r in rows)
+
+
+def _train_command(out, epochs):
+    return [sys.executable, "-m", "keras_resnets", "train", "--model", "cifar_resnet",
+            "--depth", "20", "--recipe", "fast", "--epochs", str(epochs), "--batch-size", "32",
+            "--data", str(CIFAR), "--out", str(out), "--train-limit", "320",
+            "--test-limit", "64", "--verbose", "2", "--seed", "3"]
+
+
+@pytest.mark.slow
+@needs_cifar
+def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
+    """Kill a real training process after its second epoch, run it again, compare."""
+    epochs = 4
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    reference = tmp_path / "reference"
+    subprocess.run(_train_command(reference, epochs), check=True, env=env, timeout=900,
+                   capture_output=True)
+
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(_train_command(out, epochs), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 600
+        while time.time() < deadline and proc.poll() is None:
+            if len(plotting.read_history(out / "history.csv")) >= 2:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, "the run finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    killed_after = len(plotting.read_history(out / "history.csv"))
+    assert killed_after < epochs
+
+    resumed = subprocess.run(_train_command(out, epochs), env=env, timeout=900,
+                             capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "Resuming" in resumed.stdout
+    rows = plotting.read_history(out / "history.csv")
+    assert [r["epoch"] for r in rows] == list(range(epochs))
+
+    expected = keras.saving.load_model(reference / "last.keras")
+    got = keras.saving.load_model(out / "last.keras")
+    for a, b in zip(expected.weights, got.weights):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b),
+                                   rtol=1e-4, atol=1e-5, err_msg=a.path)
+    ref_rows = plotting.read_history(reference / "history.csv")
+    assert rows[-1]["val_accuracy"] == pytest.approx(ref_rows[-1]["val_accuracy"], abs=1e-6)
