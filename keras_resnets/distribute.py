@@ -50,6 +50,7 @@ BACKUP_DIR = "backup"
 __all__ = [
     "CHOICES",
     "WARMUP_EPOCHS",
+    "AverageReplicaStatistics",
     "Distribution",
     "multi_worker_strategy",
     "resolve",
@@ -105,28 +106,34 @@ class Distribution:
     def distribute_datasets(self, *datasets):
         """The datasets, set up to be split between the workers.
 
-        TensorFlow: auto-shard policy DATA. The training stream is built from
-        `tf.data.Dataset.range`-like indices, with no files to split, so FILE sharding does not
-        apply (AUTO would try it, warn and fall back to DATA). With DATA, each worker runs the
-        same global pipeline and `experimental_distribute_dataset` splits every global batch into
-        per-replica slices and keeps its own: the workers see disjoint parts of every epoch, and
-        together exactly the batches a one-device run sees, so a distributed run and its resume
-        are as reproducible as a single-device one. The cost is that each worker gathers and
-        augments the whole global batch (in memory, vectorised: small next to a training step).
-        `distribute_datasets_from_function` with per-worker index shards would avoid that cost but
-        change the data order with the number of workers.
+        TensorFlow: auto-shard policy DATA. The training stream is built from index tensors
+        (`Dataset.counter` over epochs, a permutation per epoch), with no files to split, so
+        FILE sharding does not apply (AUTO would try it, warn and fall back to DATA). With
+        DATA, each worker runs the same global pipeline and `experimental_distribute_dataset`
+        splits every global batch into per-replica slices and keeps its own: the workers see
+        disjoint parts of every epoch, and together exactly the batches a one-device run sees,
+        so a distributed run and its resume are as reproducible as a single-device one. The
+        cost is that each worker gathers and augments the whole global batch (in memory,
+        vectorised: small next to a training step). `distribute_datasets_from_function` with
+        per-worker index shards would avoid that cost but change the data order with the number
+        of workers.
 
-        JAX: `keras.distribution.DataParallel` splits the batches itself (across the local
-        devices, and across processes with `dataset.rebatch` + `shard`).
+        JAX: the distribution splits each batch across the devices of a process. Across
+        processes, each one keeps its own contiguous slice of every global batch (the rows
+        `jax.make_array_from_process_local_data` expects from it): the same split as above.
+        Keras's own `auto_shard_dataset` cannot do it here, as it needs a static batch size.
         """
-        if self.strategy is None:
-            return datasets if len(datasets) > 1 else datasets[0]
-        import tensorflow as tf
+        if self.strategy is not None:
+            import tensorflow as tf
 
-        options = tf.data.Options()
-        policy = tf.data.experimental.AutoShardPolicy.DATA
-        options.experimental_distribute.auto_shard_policy = policy
-        datasets = tuple(ds.with_options(options) for ds in datasets)
+            options = tf.data.Options()
+            policy = tf.data.experimental.AutoShardPolicy.DATA
+            options.experimental_distribute.auto_shard_policy = policy
+            datasets = tuple(ds.with_options(options) for ds in datasets)
+        elif self.distribution is not None and self.num_workers > 1:
+            self.distribution.auto_shard_dataset = False
+            datasets = tuple(_process_slice(ds, self.num_workers, self.worker_index)
+                             for ds in datasets)
         return datasets if len(datasets) > 1 else datasets[0]
 
     def writable_run_folder(self, out):
@@ -177,6 +184,13 @@ class Distribution:
 
         return [int(v) for v in multihost_utils.process_allgather(np.array([value])).ravel()]
 
+    def callbacks(self):
+        """Callbacks `fit` needs under this distribution: the averaging of per-replica
+        statistics (see `AverageReplicaStatistics`), to be run before any checkpoint."""
+        if self.strategy is not None and self.num_replicas > 1:
+            return [AverageReplicaStatistics(self.strategy)]
+        return []
+
     def close(self):
         """Delete a non-chief worker's temporary folder."""
         if self._temp_dir is not None:
@@ -194,6 +208,71 @@ class Distribution:
             "worker_index": self.worker_index,
             "is_chief": self.is_chief,
         }
+
+
+class AverageReplicaStatistics(keras.callbacks.Callback):
+    """Averages across all replicas the statistics each replica updates on its own.
+
+    Keras 3 creates BatchNormalization's moving mean and variance with aggregation "none", and
+    under a tf.distribute strategy each replica then updates its own copy from its own slice of
+    the batch: the copies drift apart, a checkpoint keeps replica 0's, and the workers of a
+    multi-worker job end with different weights. tf.keras averaged them across replicas when
+    read (ON_READ, MEAN); this does the same before every validation and at every epoch end, so
+    evaluations, checkpoints and backups see one value, the same on every worker. Put it first
+    in the callback list. (On JAX, DataParallel computes BN over the global batch and keeps one
+    copy, so there is nothing to average.)
+    """
+
+    def __init__(self, strategy):
+        super().__init__()
+        self.strategy = strategy
+
+    def _per_replica_variables(self):
+        import tensorflow as tf
+
+        return [
+            v.value for v in self.model.non_trainable_variables
+            if v.aggregation == "none" and "float" in str(v.dtype)
+            and isinstance(v.value, tf.distribute.DistributedValues)
+        ]
+
+    def average(self):
+        import tensorflow as tf
+
+        variables = self._per_replica_variables()
+        if not variables:
+            return
+        local = len(variables[0].values)
+
+        def flat(context):
+            # One all-reduce for all the statistics, not one per variable.
+            i = context.replica_id_in_sync_group % local
+            return tf.concat([tf.reshape(v.values[i], [-1]) for v in variables], axis=0)
+
+        values = self.strategy.experimental_distribute_values_from_function(flat)
+        mean = self.strategy.reduce("MEAN", values, axis=None)
+        start = 0
+        for v in variables:
+            size = v.shape.num_elements()
+            v.assign(tf.reshape(mean[start:start + size], v.shape))
+            start += size
+
+    def on_test_begin(self, logs=None):
+        self.average()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.average()
+
+
+def _process_slice(ds, count, index):
+    """Rows `[index * n / count, (index + 1) * n / count)` of every batch of `n` rows."""
+    import tensorflow as tf
+
+    def take(*batch):
+        size = tf.shape(batch[0])[0] // count
+        return tuple(t[index * size:(index + 1) * size] for t in batch)
+
+    return ds.map(take)
 
 
 def resolve(distribute):
@@ -346,6 +425,14 @@ def _from_strategy(strategy, *, name):
 
 def _jax_data_parallel(*, multi_worker):
     if multi_worker:
+        if not (os.environ.get("KERAS_DISTRIBUTION_JOB_ADDRESSES")
+                or os.environ.get("TF_CONFIG")):
+            raise ValueError(
+                "distribute='multi_worker' on JAX needs the cluster in "
+                "KERAS_DISTRIBUTION_JOB_ADDRESSES, KERAS_DISTRIBUTION_NUM_PROCESSES and "
+                "KERAS_DISTRIBUTION_PROCESS_ID, or in TF_CONFIG (see docs/distributed.md). "
+                "Received: neither set"
+            )
         keras.distribution.initialize(**_jax_cluster_from_env())
     return _from_keras_distribution(
         keras.distribution.DataParallel(devices=keras.distribution.list_devices()),

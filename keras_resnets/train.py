@@ -248,7 +248,7 @@ def train(
                     **model_kwargs)
         net.compile(**recipe.compile_kwargs(net, steps_per_epoch=steps, epochs=epochs,
                                             jit_compile=jit_compile))
-    callbacks = [
+    callbacks = dist.callbacks() + [  # first: the statistics are averaged before any save
         WallClock(images_per_epoch=steps * batch_size, elapsed_before=elapsed_before),
         # delete_checkpoint=False: re-running a finished run re-reports it instead of retraining.
         keras.callbacks.BackupAndRestore(
