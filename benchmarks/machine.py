@@ -106,8 +106,12 @@ def _torch_matmul(size, dtype):
     return lambda: torch.matmul(a, b)
 
 
-def matmul_gflops(*, size=2048, dtypes=("float32", "bfloat16"), repeats=5, frameworks=None):
+def matmul_gflops(*, size=2048, dtypes=("float32", "bfloat16"), repeats=5, frameworks=None,
+                  max_seconds=20.0):
     """GFLOP/s of a `size` x `size` matmul, median of `repeats`, per framework and dtype.
+
+    A dtype stops repeating once its samples add up to `max_seconds` (bfloat16 emulated in
+    software can be 100x slower than float32); the JSON keeps every sample.
 
     The dtypes of a framework are interleaved repeat by repeat, like the models.
     Returns `{framework: {dtype: {"gflops": ..., "seconds": [...]}}}`.
@@ -132,11 +136,14 @@ def matmul_gflops(*, size=2048, dtypes=("float32", "bfloat16"), repeats=5, frame
         seconds = {dtype: [] for dtype in dtypes}
         for _ in range(repeats):
             for dtype, run in runs.items():
+                if seconds[dtype] and sum(seconds[dtype]) > max_seconds:
+                    continue  # a slow emulated dtype (bf16 without hardware): enough samples
                 start = time.perf_counter()
                 run()
                 seconds[dtype].append(time.perf_counter() - start)
         results[framework] = {
-            dtype: {"gflops": flops / statistics.median(s) / 1e9, "seconds": s}
+            dtype: {"gflops": flops / statistics.median(s) / 1e9, "seconds": s,
+                    "repeats": len(s)}
             for dtype, s in seconds.items()
         }
     return {"size": size, "repeats": repeats, "results": results}

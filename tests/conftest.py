@@ -1,0 +1,27 @@
+"""Shared fixtures. The backend is chosen by the KERAS_BACKEND environment variable, never here."""
+
+import keras
+import numpy as np
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    """Same random weights and data in every test, whatever ran before it."""
+    keras.utils.set_random_seed(1337)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1337)
+
+
+@pytest.fixture
+def mixed_float16():
+    """Run the test under the mixed_float16 policy; the previous policy is always restored."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)

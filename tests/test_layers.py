@@ -1,0 +1,722 @@
+"""The package layers: the Keras contract (`run_layer_test`) and NumPy references.
+
+The references are written from the papers' equations, in float64 NumPy, with TensorFlow's
+'same' padding written out by hand; they share no code with the layers.
+"""
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from keras_resnets.layers import DenseBlock, HighwayUnit, ResUnit, TransitionLayer
+from layer_test import run_layer_test
+
+TF = keras.backend.backend() == "tensorflow"
+JAX = keras.backend.backend() == "jax"
+
+
+# --------------------------------------------------------------------------------------
+# NumPy references
+# --------------------------------------------------------------------------------------
+
+
+def np_conv2d(x, kernel, strides=1, bias=None):
+    """NHWC convolution with TF/Keras 'same' padding.
+
+    Output size ceil(n / s); the total padding max((out - 1) * s + k - n, 0) is split with
+    the odd pixel after: for a 3x3 kernel, stride 2 and an even input, 0 before and 1 after.
+    """
+    n, h, w, _ = x.shape
+    kh, kw, _, cout = kernel.shape
+    oh, ow = -(-h // strides), -(-w // strides)
+    ph = max((oh - 1) * strides + kh - h, 0)
+    pw = max((ow - 1) * strides + kw - w, 0)
+    xp = np.pad(x, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
+    out = np.zeros((n, oh, ow, cout))
+    for i in range(kh):
+        for j in range(kw):
+            patch = xp[:, i : i + strides * (oh - 1) + 1 : strides, j : j + strides * (ow - 1) + 1 : strides]
+            out += patch @ kernel[i, j]
+    return out if bias is None else out + bias
+
+
+def np_bn(x, gamma, beta, moving_mean, moving_variance, epsilon):
+    """Inference-mode batch normalisation."""
+    return (x - moving_mean) / np.sqrt(moving_variance + epsilon) * gamma + beta
+
+
+def relu(x):
+    return np.maximum(x, 0.0)
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def np_avg_pool2(x):
+    """2x2 average pooling, stride 2, 'valid'."""
+    n, h, w, c = x.shape
+    x = x[:, : h // 2 * 2, : w // 2 * 2]
+    return x.reshape(n, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
+
+
+# --------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------
+
+
+def weights_by_role(layer):
+    """{"conv1/kernel": variable, ...}: the layer's weights under their sublayer role names."""
+    return {"/".join(w.path.split("/")[-2:]): w for w in layer.weights}
+
+
+def randomise(layer, rng):
+    """Random values for every weight, positive BN variances, and return them as float64.
+
+    Moving statistics are set too, so inference-mode BN is a non-trivial affine map.
+    """
+    values = {}
+    for role, w in weights_by_role(layer).items():
+        if role.endswith("moving_variance") or role.endswith("gamma"):
+            value = rng.uniform(0.5, 1.5, w.shape)
+        elif role.endswith("kernel"):
+            fan_in = int(np.prod(w.shape[:-1]))
+            value = rng.standard_normal(w.shape) * np.sqrt(2.0 / fan_in)
+        else:  # beta, moving_mean, bias
+            value = rng.standard_normal(w.shape) * 0.3
+        w.assign(value.astype("float32"))
+        values[role] = value.astype("float32").astype("float64")
+    return values
+
+
+def bn_of(values, name, epsilon):
+    return lambda x: np_bn(
+        x,
+        values[f"{name}/gamma"],
+        values[f"{name}/beta"],
+        values[f"{name}/moving_mean"],
+        values[f"{name}/moving_variance"],
+        epsilon,
+    )
+
+
+def epsilon_of(layer):
+    eps = {l.epsilon for l in layer._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)}
+    assert len(eps) == 1
+    return eps.pop()
+
+
+def to_numpy(x):
+    return keras.ops.convert_to_numpy(x).astype("float64")
+
+
+def assert_close(actual, expected, tol=1e-4):
+    np.testing.assert_allclose(to_numpy(actual), expected, rtol=tol, atol=tol)
+
+
+def random_input(rng, shape):
+    return rng.standard_normal(shape).astype("float32")
+
+
+# --------------------------------------------------------------------------------------
+# The reference itself: TF's 'same' padding, written down independently of the layers
+# --------------------------------------------------------------------------------------
+
+
+def test_np_conv2d_padding_rule(rng):
+    # A kernel that picks its top-left tap shows where the padding went.
+    kernel = np.zeros((3, 3, 1, 1))
+    kernel[0, 0] = 1.0
+    even = rng.standard_normal((1, 8, 8, 1))
+    # Stride 2, even input: out = 4, total padding (4-1)*2+3-8 = 1 -> 0 before, 1 after,
+    # so the top-left tap of output (i, j) is input (2i, 2j).
+    np.testing.assert_array_equal(np_conv2d(even, kernel, 2), even[:, ::2, ::2])
+    odd = rng.standard_normal((1, 7, 7, 1))
+    # Stride 2, odd input: total padding (4-1)*2+3-7 = 2 -> 1 before: tap (2i-1, 2j-1).
+    out = np_conv2d(odd, kernel, 2)
+    np.testing.assert_array_equal(out[:, 0, :], 0.0)
+    np.testing.assert_array_equal(out[:, 1:, 1:], odd[:, 1::2, 1::2])
+    # Stride 1: 1 before, 1 after.
+    out = np_conv2d(even, kernel, 1)
+    np.testing.assert_array_equal(out[:, 1:, 1:], even[:, :-1, :-1])
+
+
+@pytest.mark.parametrize("size", [7, 8])
+@pytest.mark.parametrize("strides", [1, 2])
+@pytest.mark.parametrize("kernel_size", [1, 3])
+def test_np_conv2d_matches_keras_conv2d(rng, size, strides, kernel_size):
+    x = random_input(rng, (2, size, size, 3))
+    conv = keras.layers.Conv2D(5, kernel_size, strides=strides, padding="same")
+    conv.build(x.shape)
+    kernel = rng.standard_normal(conv.kernel.shape).astype("float32")
+    bias = rng.standard_normal(5).astype("float32")
+    conv.set_weights([kernel, bias])
+    assert_close(conv(x), np_conv2d(x.astype("float64"), kernel, strides, bias), 1e-5)
+
+
+# --------------------------------------------------------------------------------------
+# The Keras layer contract
+# --------------------------------------------------------------------------------------
+
+BATCH, SIZE, CHANNELS = 2, 8, 8
+
+
+def _res_unit_case(bottleneck, preactivation, shortcut, strides, **extra):
+    # Stride 1 keeps the width (identity shortcut); stride 2 doubles it (projection / pad).
+    out_channels = CHANNELS if strides == 1 else 2 * CHANNELS
+    filters = out_channels // 4 if bottleneck else out_channels
+    kwargs = dict(
+        filters=filters,
+        strides=strides,
+        bottleneck=bottleneck,
+        preactivation=preactivation,
+        shortcut=shortcut,
+        **extra,
+    )
+    return kwargs, out_channels
+
+
+def _res_unit_weight_counts(kwargs, in_channels, out_channels):
+    """Counts from the papers' unit: one BN per conv; a projection where the option needs one."""
+    convs = 3 if kwargs["bottleneck"] else 2
+    conv_weights = 2 if kwargs.get("use_bias") else 1
+    shape_changes = kwargs["strides"] != 1 or in_channels != out_channels
+    project = kwargs["shortcut"] == "C" or (kwargs["shortcut"] == "B" and shape_changes)
+    trainable = convs * (conv_weights + 2)
+    non_trainable = convs * 2
+    if project:
+        trainable += 1
+        if not kwargs["preactivation"]:  # the post-activation projection has its own BN
+            trainable += 2
+            non_trainable += 2
+    return trainable, non_trainable
+
+
+RES_UNIT_CASES = [
+    pytest.param(b, p, s, st, id=f"{'bottleneck' if b else 'basic'}-{'v2' if p else 'v1'}-{s}-s{st}")
+    for b in (False, True)
+    for p in (True, False)
+    for s in ("A", "B", "C", "none")
+    for st in (1, 2)
+]
+
+
+@pytest.mark.parametrize("bottleneck, preactivation, shortcut, strides", RES_UNIT_CASES)
+def test_res_unit_contract(bottleneck, preactivation, shortcut, strides):
+    kwargs, out_channels = _res_unit_case(bottleneck, preactivation, shortcut, strides)
+    trainable, non_trainable = _res_unit_weight_counts(kwargs, CHANNELS, out_channels)
+    size = -(-SIZE // strides)
+    run_layer_test(
+        ResUnit,
+        kwargs,
+        (BATCH, SIZE, SIZE, CHANNELS),
+        expected_output_shape=(BATCH, size, size, out_channels),
+        expected_num_trainable_weights=trainable,
+        expected_num_non_trainable_weights=non_trainable,
+        # The training check compiles a model: run it on a spread of the cases, not all 32.
+        run_training_check=(shortcut, strides) in {("A", 2), ("B", 2), ("C", 1), ("none", 1)},
+    )
+
+
+@pytest.mark.parametrize(
+    "extra, in_size",
+    [
+        pytest.param(dict(use_bias=True, kernel_regularizer="l2", kernel_size=5), SIZE, id="bias-l2-k5"),
+        pytest.param(dict(zero_init_residual=True), SIZE, id="zero_init"),
+        pytest.param({}, 7, id="odd-input"),
+    ],
+)
+@pytest.mark.parametrize("preactivation", [True, False], ids=["v2", "v1"])
+def test_res_unit_contract_options(extra, in_size, preactivation):
+    strides = 2 if in_size % 2 else 1
+    kwargs, out_channels = _res_unit_case(False, preactivation, "B", strides, **extra)
+    trainable, non_trainable = _res_unit_weight_counts(kwargs, CHANNELS, out_channels)
+    size = -(-in_size // strides)
+    run_layer_test(
+        ResUnit,
+        kwargs,
+        (BATCH, in_size, in_size, CHANNELS),
+        expected_output_shape=(BATCH, size, size, out_channels),
+        expected_num_trainable_weights=trainable,
+        expected_num_non_trainable_weights=non_trainable,
+        # A zero-initialised branch passes no gradient to its other weights at step one.
+        expect_all_trainable_weights_updated=not extra.get("zero_init_residual"),
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs, trainable, non_trainable",
+    [
+        pytest.param({}, 4, 0, id="default"),  # transform and gate: kernel + bias each
+        pytest.param(dict(filters=CHANNELS, gate_bias_initializer=-2.0), 4, 0, id="filters-bias2"),
+        # BN replaces the transform's bias.
+        pytest.param(dict(use_batch_norm=True, activation="tanh"), 5, 2, id="bn-tanh"),
+    ],
+)
+def test_highway_unit_contract(kwargs, trainable, non_trainable):
+    run_layer_test(
+        HighwayUnit,
+        kwargs,
+        (BATCH, SIZE, SIZE, CHANNELS),
+        expected_output_shape=(BATCH, SIZE, SIZE, CHANNELS),
+        expected_num_trainable_weights=trainable,
+        expected_num_non_trainable_weights=non_trainable,
+    )
+
+
+LAYERS, GROWTH = 3, 4
+
+DENSE_CASES = [
+    pytest.param(dict(), id="plain"),
+    pytest.param(dict(bottleneck=True), id="bottleneck"),
+    pytest.param(dict(dropout_rate=0.2), id="dropout"),
+    pytest.param(
+        dict(preactivation=False, include_input=False, output_mode="last"), id="article"
+    ),
+    pytest.param(dict(bottleneck=True, memory_efficient=True), id="memory_efficient"),
+]
+
+
+@pytest.mark.parametrize("extra", DENSE_CASES)
+def test_dense_block_contract(extra):
+    kwargs = dict(num_layers=LAYERS, growth_rate=GROWTH, **extra)
+    pairs = LAYERS * (2 if extra.get("bottleneck") else 1)  # (BN, conv) pairs
+    channels = GROWTH if extra.get("output_mode") == "last" else CHANNELS + LAYERS * GROWTH
+    run_layer_test(
+        DenseBlock,
+        kwargs,
+        (BATCH, SIZE, SIZE, CHANNELS),
+        expected_output_shape=(BATCH, SIZE, SIZE, channels),
+        expected_num_trainable_weights=pairs * 3,
+        expected_num_non_trainable_weights=pairs * 2,
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs, in_shape, out_shape",
+    [
+        pytest.param({}, (BATCH, 8, 8, 10), (BATCH, 4, 4, 5), id="default"),
+        # floor(0.5 * 9) = 4 channels; 2x2 'valid' pooling of 9 pixels leaves 4.
+        pytest.param(dict(compression=0.5), (BATCH, 9, 9, 9), (BATCH, 4, 4, 4), id="odd"),
+        pytest.param(dict(compression=1.0, pool=False), (BATCH, 8, 8, 10), (BATCH, 8, 8, 10), id="no-pool"),
+    ],
+)
+def test_transition_layer_contract(kwargs, in_shape, out_shape):
+    run_layer_test(
+        TransitionLayer,
+        kwargs,
+        in_shape,
+        expected_output_shape=out_shape,
+        expected_num_trainable_weights=3,
+        expected_num_non_trainable_weights=2,
+    )
+
+
+@pytest.mark.parametrize(
+    "layer_cls, kwargs, out_channels, trainable, non_trainable",
+    [
+        pytest.param(ResUnit, dict(filters=2 * CHANNELS, strides=2), 2 * CHANNELS, 7, 4, id="res_unit"),
+        pytest.param(
+            DenseBlock,
+            dict(num_layers=2, growth_rate=GROWTH, bottleneck=True, memory_efficient=True),
+            CHANNELS + 2 * GROWTH,
+            12,
+            8,
+            id="dense_block-memory_efficient",
+        ),
+    ],
+)
+def test_fit_step_compiled(layer_cls, kwargs, out_channels, trainable, non_trainable):
+    """The contract tests fit eagerly on TensorFlow; here the step is a compiled graph."""
+    stride = kwargs.get("strides", 1)
+    run_layer_test(
+        layer_cls,
+        kwargs,
+        (BATCH, SIZE, SIZE, CHANNELS),
+        expected_output_shape=(BATCH, SIZE // stride, SIZE // stride, out_channels),
+        expected_num_trainable_weights=trainable,
+        expected_num_non_trainable_weights=non_trainable,
+        run_eagerly=False,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# ResUnit against NumPy
+# --------------------------------------------------------------------------------------
+
+
+def np_res_unit(x, v, eps, *, bottleneck, preactivation, strides, shortcut, out_channels):
+    """The residual unit, from He et al. 2015 (Fig. 2, 5; option A/B/C of section 3.3) and
+    He et al. 2016 (Fig. 4e; projections read the pre-activated input, as fb.resnet.torch).
+
+    Strides sit on the first conv, except in the pre-activation bottleneck, where the 3x3
+    (the second conv) strides (fb.resnet.torch).
+    """
+    convs = 3 if bottleneck else 2
+    conv_strides = [1] * convs
+    conv_strides[1 if bottleneck and preactivation else 0] = strides
+    h = x
+    preactivated = None
+    for i in range(1, convs + 1):
+        bn, kernel = bn_of(v, f"bn{i}", eps), v[f"conv{i}/kernel"]
+        bias = v.get(f"conv{i}/bias")
+        if preactivation:
+            h = relu(bn(h))
+            if i == 1:
+                preactivated = h
+            h = np_conv2d(h, kernel, conv_strides[i - 1], bias)
+        else:
+            h = bn(np_conv2d(h, kernel, conv_strides[i - 1], bias))
+            if i < convs:
+                h = relu(h)
+    in_channels = x.shape[-1]
+    shape_changes = strides != 1 or in_channels != out_channels
+    if shortcut == "C" or (shortcut == "B" and shape_changes):
+        source = preactivated if preactivation else x
+        s = np_conv2d(source, v["shortcut_conv/kernel"], strides)
+        if not preactivation:
+            s = bn_of(v, "shortcut_bn", eps)(s)
+    elif shortcut in ("A", "B"):
+        # Identity; option A subsamples and zero-pads the new channels.
+        s = x[:, ::strides, ::strides]
+        s = np.concatenate([s, np.zeros(s.shape[:-1] + (out_channels - in_channels,))], -1)
+    else:
+        s = 0.0
+    y = h + s
+    return y if preactivation else relu(y)
+
+
+@pytest.mark.parametrize("size", [8, 7])
+@pytest.mark.parametrize("bottleneck, preactivation, shortcut, strides", RES_UNIT_CASES)
+def test_res_unit_matches_numpy(rng, bottleneck, preactivation, shortcut, strides, size):
+    kwargs, out_channels = _res_unit_case(bottleneck, preactivation, shortcut, strides)
+    x = random_input(rng, (BATCH, size, size, CHANNELS))
+    unit = ResUnit(**kwargs)
+    unit.build(x.shape)
+    values = randomise(unit, rng)
+    expected = np_res_unit(
+        x.astype("float64"),
+        values,
+        epsilon_of(unit),
+        bottleneck=bottleneck,
+        preactivation=preactivation,
+        strides=strides,
+        shortcut=shortcut,
+        out_channels=out_channels,
+    )
+    assert_close(unit(x, training=False), expected)
+
+
+def test_res_unit_matches_numpy_with_bias(rng):
+    unit = ResUnit(CHANNELS, use_bias=True, preactivation=True)
+    x = random_input(rng, (BATCH, SIZE, SIZE, CHANNELS))
+    unit.build(x.shape)
+    values = randomise(unit, rng)
+    expected = np_res_unit(
+        x.astype("float64"), values, epsilon_of(unit), bottleneck=False, preactivation=True,
+        strides=1, shortcut="B", out_channels=CHANNELS,
+    )
+    assert_close(unit(x, training=False), expected)
+
+
+def test_preactivation_basic_unit_written_out(rng):
+    """(a) The article's unit, written out: BN-ReLU-conv-BN-ReLU-conv + x."""
+    unit = ResUnit(CHANNELS)  # pre-activation, basic, identity shortcut: the defaults
+    x = random_input(rng, (BATCH, SIZE, SIZE, CHANNELS))
+    unit.build(x.shape)
+    v = randomise(unit, rng)
+    eps = epsilon_of(unit)
+    xd = x.astype("float64")
+    h = np_conv2d(relu(bn_of(v, "bn1", eps)(xd)), v["conv1/kernel"])
+    h = np_conv2d(relu(bn_of(v, "bn2", eps)(h)), v["conv2/kernel"])
+    assert_close(unit(x, training=False), h + xd)
+
+
+@pytest.mark.parametrize("size", [8, 7])
+def test_postactivation_projection_unit_written_out(rng, size):
+    """(b) Post-activation basic unit, stride 2, option B: relu(F(x) + BN(W_s x))."""
+    unit = ResUnit(2 * CHANNELS, strides=2, preactivation=False, shortcut="B")
+    x = random_input(rng, (BATCH, size, size, CHANNELS))
+    unit.build(x.shape)
+    v = randomise(unit, rng)
+    eps = epsilon_of(unit)
+    xd = x.astype("float64")
+    h = relu(bn_of(v, "bn1", eps)(np_conv2d(xd, v["conv1/kernel"], 2)))
+    h = bn_of(v, "bn2", eps)(np_conv2d(h, v["conv2/kernel"]))
+    s = bn_of(v, "shortcut_bn", eps)(np_conv2d(xd, v["shortcut_conv/kernel"], 2))
+    assert v["shortcut_conv/kernel"].shape == (1, 1, CHANNELS, 2 * CHANNELS)
+    assert_close(unit(x, training=False), relu(h + s))
+
+
+@pytest.mark.parametrize("size", [8, 7])
+@pytest.mark.parametrize("preactivation", [True, False], ids=["v2", "v1"])
+def test_shortcut_a_subsamples_and_zero_pads(rng, preactivation, size):
+    """(c) Option A, stride 2: x[:, ::2, ::2] with zero channels appended, and no weights."""
+    unit = ResUnit(2 * CHANNELS, strides=2, preactivation=preactivation, shortcut="A")
+    x = random_input(rng, (BATCH, size, size, CHANNELS))
+    unit.build(x.shape)
+    assert not any("shortcut" in w.path for w in unit.weights)
+    # Silence the residual branch; at initialisation a post-activation BN maps 0 to 0.
+    for role, w in weights_by_role(unit).items():
+        if role.endswith("kernel"):
+            w.assign(np.zeros(w.shape, "float32"))
+    y = to_numpy(unit(x, training=False))
+    expected = np.zeros((BATCH, -(-size // 2), -(-size // 2), 2 * CHANNELS))
+    expected[..., :CHANNELS] = x[:, ::2, ::2]
+    if not preactivation:
+        expected = relu(expected)
+    np.testing.assert_allclose(y, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("preactivation", [True, False], ids=["v2", "v1"])
+@pytest.mark.parametrize("training", [False, True])
+def test_zero_init_residual_starts_as_identity(rng, preactivation, training):
+    """(f) Goyal et al. 2017: with an identity shortcut, a v1 unit starts as relu(x), v2 as x."""
+    unit = ResUnit(CHANNELS, preactivation=preactivation, zero_init_residual=True)
+    x = random_input(rng, (BATCH, SIZE, SIZE, CHANNELS))
+    y = to_numpy(unit(x, training=training))
+    np.testing.assert_allclose(y, x if preactivation else relu(x), atol=1e-6)
+    # ... and the same unit without zero_init does not.
+    plain = to_numpy(ResUnit(CHANNELS, preactivation=preactivation)(x, training=training))
+    assert np.abs(plain - y).max() > 1e-2
+
+
+def test_zero_init_residual_bottleneck(rng):
+    for preactivation in (True, False):
+        unit = ResUnit(CHANNELS // 4, bottleneck=True, preactivation=preactivation,
+                       zero_init_residual=True)
+        x = random_input(rng, (BATCH, SIZE, SIZE, CHANNELS))
+        y = to_numpy(unit(x, training=False))
+        np.testing.assert_allclose(y, x if preactivation else relu(x), atol=1e-6)
+
+
+# --------------------------------------------------------------------------------------
+# HighwayUnit against NumPy
+# --------------------------------------------------------------------------------------
+
+
+def test_highway_unit_matches_numpy(rng):
+    """(d) y = H(x) T(x) + x (1 - T(x)), H = relu(conv), T = sigmoid(conv) (Srivastava 2015)."""
+    unit = HighwayUnit()
+    x = random_input(rng, (BATCH, SIZE, SIZE, CHANNELS))
+    unit.build(x.shape)
+    v = randomise(unit, rng)
+    xd = x.astype("float64")
+    h = relu(np_conv2d(xd, v["transform/kernel"], 1, v["transform/bias"]))
+    t = sigmoid(np_conv2d(xd, v["gate/kernel"], 1, v["gate/bias"]))
+    assert_close(unit(x), h * t + xd * (1.0 - t))
+
+
+def test_highway_unit_with_batch_norm_matches_numpy(rng):
+    unit = HighwayUnit(use_batch_norm=True)
+    x = random_input(rng, (BATCH, SIZE, SIZE, CHANNELS))
+    unit.build(x.shape)
+    v = randomise(unit, rng)
+    xd = x.astype("float64")
+    h = relu(bn_of(v, "transform_bn", epsilon_of(unit))(np_conv2d(xd, v["transform/kernel"])))
+    t = sigmoid(np_conv2d(xd, v["gate/kernel"], 1, v["gate/bias"]))
+    assert_close(unit(x, training=False), h * t + xd * (1.0 - t))
+
+
+@pytest.mark.parametrize("gate_bias", [-1.0, -3.0])
+def test_highway_gate_starts_at_its_bias(rng, gate_bias):
+    """With the gate kernel zeroed, T = sigmoid(b) everywhere: y = x + sigmoid(b) (H - x)."""
+    unit = HighwayUnit(gate_bias_initializer=gate_bias) if gate_bias != -1.0 else HighwayUnit()
+    x = random_input(rng, (BATCH, SIZE, SIZE, CHANNELS))
+    unit.build(x.shape)
+    roles = weights_by_role(unit)
+    np.testing.assert_array_equal(to_numpy(roles["gate/bias"]), gate_bias)  # the initial bias
+    roles["gate/kernel"].assign(np.zeros(roles["gate/kernel"].shape, "float32"))
+    v = {role: to_numpy(w) for role, w in roles.items()}
+    xd = x.astype("float64")
+    h = relu(np_conv2d(xd, v["transform/kernel"], 1, v["transform/bias"]))
+    assert_close(unit(x), xd + sigmoid(gate_bias) * (h - xd))
+
+
+# --------------------------------------------------------------------------------------
+# DenseBlock and TransitionLayer against NumPy
+# --------------------------------------------------------------------------------------
+
+
+def np_dense_block(x, v, eps, *, num_layers, bottleneck, preactivation, include_input,
+                   output_mode):
+    """Huang et al. 2017, section 3: layer i maps the concatenation of [x, y_0..y_i-1]."""
+
+    def unit(h, bn, conv):
+        if preactivation:
+            return np_conv2d(relu(bn_of(v, bn, eps)(h)), v[f"{conv}/kernel"])
+        return relu(bn_of(v, bn, eps)(np_conv2d(h, v[f"{conv}/kernel"])))
+
+    outputs = []
+    for i in range(num_layers):
+        features = ([x] if include_input or not outputs else []) + outputs
+        h = np.concatenate(features, axis=-1)
+        if bottleneck:
+            h = unit(h, f"layer{i}_bottleneck_bn", f"layer{i}_bottleneck_conv")
+        outputs.append(unit(h, f"layer{i}_bn", f"layer{i}_conv"))
+    return outputs[-1] if output_mode == "last" else np.concatenate([x] + outputs, axis=-1)
+
+
+@pytest.mark.parametrize("extra", DENSE_CASES)
+def test_dense_block_matches_numpy(rng, extra):
+    kwargs = dict(num_layers=LAYERS, growth_rate=GROWTH, **extra)
+    block = DenseBlock(**kwargs)
+    x = random_input(rng, (BATCH, SIZE, SIZE, CHANNELS))
+    block.build(x.shape)
+    v = randomise(block, rng)
+    expected = np_dense_block(
+        x.astype("float64"),
+        v,
+        epsilon_of(block),
+        num_layers=LAYERS,
+        bottleneck=extra.get("bottleneck", False),
+        preactivation=extra.get("preactivation", True),
+        include_input=extra.get("include_input", True),
+        output_mode=extra.get("output_mode", "concat"),
+    )
+    y = block(x, training=False)  # dropout is off at inference
+    assert_close(y, expected)
+
+
+@pytest.mark.parametrize("bottleneck", [False, True])
+def test_dense_block_concatenates_its_input(rng, bottleneck):
+    """(e) The block's output starts with its input; each layer adds k channels."""
+    layers_, k = 4, 5
+    block = DenseBlock(layers_, k, bottleneck=bottleneck)
+    x = random_input(rng, (BATCH, SIZE, SIZE, CHANNELS))
+    y = to_numpy(block(x, training=True))
+    assert y.shape[-1] == CHANNELS + layers_ * k
+    np.testing.assert_array_equal(y[..., :CHANNELS], x)
+
+
+def _loss_and_grads(layer, x, r):
+    """sum(layer(x) * r) and its gradients w.r.t. the trainable weights, in training mode."""
+    if TF:
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(layer(x, training=True) * r)
+        grads = tape.gradient(loss, layer.trainable_variables)
+        return to_numpy(loss), [to_numpy(g) for g in grads]
+    if JAX:
+        import jax
+
+        non_trainable = [v.value for v in layer.non_trainable_variables]
+
+        def loss_fn(trainable):
+            y, _ = layer.stateless_call(trainable, non_trainable, x, training=True)
+            return ops.sum(y * r)
+
+        loss, grads = jax.value_and_grad(loss_fn)([v.value for v in layer.trainable_variables])
+        return to_numpy(loss), [to_numpy(g) for g in grads]
+    pytest.skip(f"no gradient check written for the {keras.backend.backend()} backend")
+
+
+@pytest.mark.parametrize("bottleneck", [True, False])
+def test_memory_efficient_dense_block_is_the_same_function(rng, bottleneck):
+    """(e) Recomputation (Pleiss et al. 2017) changes memory, not outputs or gradients."""
+    x = random_input(rng, (BATCH, SIZE, SIZE, CHANNELS))
+    blocks = [DenseBlock(LAYERS, GROWTH, bottleneck=bottleneck, memory_efficient=m) for m in (False, True)]
+    for b in blocks:
+        b.build(x.shape)
+    randomise(blocks[0], rng)
+    blocks[1].set_weights(blocks[0].get_weights())
+    for training in (False, True):
+        np.testing.assert_allclose(
+            to_numpy(blocks[1](x, training=training)),
+            to_numpy(blocks[0](x, training=training)),
+            rtol=1e-5,
+            atol=1e-5,
+        )
+    r = random_input(rng, (BATCH, SIZE, SIZE, CHANNELS + LAYERS * GROWTH))
+    (loss0, grads0), (loss1, grads1) = (_loss_and_grads(b, x, r) for b in blocks)
+    np.testing.assert_allclose(loss1, loss0, rtol=1e-5)
+    assert len(grads0) == len(grads1) == len(blocks[0].trainable_variables)
+    for g0, g1, w in zip(grads0, grads1, blocks[0].trainable_variables):
+        assert np.abs(g0).max() > 0, w.path
+        np.testing.assert_allclose(g1, g0, rtol=1e-4, atol=1e-4, err_msg=w.path)
+
+
+def test_transition_layer_matches_numpy(rng):
+    """Huang et al. 2017, section 3: BN-ReLU-conv1x1 to floor(theta * C), 2x2 average pool."""
+    layer = TransitionLayer(0.5)
+    x = random_input(rng, (BATCH, 9, 9, 9))
+    layer.build(x.shape)
+    v = randomise(layer, rng)
+    assert v["conv/kernel"].shape == (1, 1, 9, 4)
+    h = np_conv2d(relu(bn_of(v, "bn", epsilon_of(layer))(x.astype("float64"))), v["conv/kernel"])
+    assert_close(layer(x, training=False), np_avg_pool2(h))
+
+
+# --------------------------------------------------------------------------------------
+# data_format
+# --------------------------------------------------------------------------------------
+
+
+def _tensorflow_on_cpu_only():
+    if not TF:
+        return False
+    import tensorflow as tf
+
+    return not tf.config.list_physical_devices("GPU")
+
+
+@pytest.mark.skipif(_tensorflow_on_cpu_only(), reason="TensorFlow's CPU Conv2D is channels_last only")
+@pytest.mark.parametrize(
+    "layer_cls, kwargs",
+    [
+        pytest.param(ResUnit, dict(filters=16, strides=2, shortcut="A"), id="res_unit-A"),
+        pytest.param(ResUnit, dict(filters=4, strides=2, bottleneck=True, preactivation=False), id="res_unit-B"),
+        pytest.param(DenseBlock, dict(num_layers=2, growth_rate=4, bottleneck=True), id="dense_block"),
+        pytest.param(HighwayUnit, dict(use_batch_norm=True), id="highway"),
+        pytest.param(TransitionLayer, {}, id="transition"),
+    ],
+)
+def test_channels_first_matches_channels_last(rng, layer_cls, kwargs):
+    """The same weights give the same function, transposed, in either data format."""
+    x = random_input(rng, (BATCH, 7, 7, CHANNELS))
+    last = layer_cls(data_format="channels_last", **kwargs)
+    first = layer_cls(data_format="channels_first", **kwargs)
+    last.build(x.shape)
+    first.build((BATCH, CHANNELS, 7, 7))
+    values = randomise(last, rng)
+    first.set_weights([values["/".join(w.path.split("/")[-2:])].astype("float32") for w in first.weights])
+    y_first = to_numpy(first(np.transpose(x, (0, 3, 1, 2)), training=False))
+    assert_close(np.transpose(y_first, (0, 2, 3, 1)), to_numpy(last(x, training=False)), 1e-5)
+
+
+# --------------------------------------------------------------------------------------
+# Bad arguments
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        pytest.param(lambda: ResUnit(8, shortcut="D"), "Received: shortcut='D'", id="shortcut-D"),
+        pytest.param(lambda: ResUnit(8, strides=3), "Received: strides=3", id="strides-3"),
+        pytest.param(lambda: ResUnit(0), "Received: filters=0", id="filters-0"),
+        pytest.param(lambda: HighwayUnit(gate_bias_initializer=1.0), "Received", id="positive-gate-bias"),
+        pytest.param(lambda: DenseBlock(3, 4, output_mode="x"), "Received: output_mode='x'", id="output-mode"),
+        pytest.param(lambda: DenseBlock(0, 4), "Received: num_layers=0", id="num-layers-0"),
+        pytest.param(lambda: TransitionLayer(0), "Received: compression=0", id="compression-0"),
+        pytest.param(lambda: TransitionLayer(1.5), "Received: compression=1.5", id="compression-1.5"),
+    ],
+)
+def test_bad_constructor_arguments(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_highway_filters_must_match_input_channels():
+    unit = HighwayUnit(filters=CHANNELS + 1)
+    with pytest.raises(ValueError, match=f"Received: filters={CHANNELS + 1}"):
+        unit(np.zeros((1, SIZE, SIZE, CHANNELS), "float32"))
+    with pytest.raises(ValueError, match="Received"):
+        HighwayUnit(filters=3)(keras.Input((SIZE, SIZE, CHANNELS)))
+
+
+def test_shortcut_a_cannot_narrow():
+    with pytest.raises(ValueError, match="Received"):
+        ResUnit(4, shortcut="A")(np.zeros((1, SIZE, SIZE, CHANNELS), "float32"))

@@ -1,0 +1,403 @@
+"""Every registered model, and the papers' parameter and FLOP counts.
+
+The reference figures come from outside this package: the papers' tables, torchvision's
+published weight metadata, and `keras.applications` models built in the test.
+"""
+
+import functools
+import inspect
+import os
+
+import keras
+import numpy as np
+import pytest
+
+import keras_resnets
+from keras_resnets.layers import DenseBlock, HighwayUnit, ResUnit
+from keras_resnets.models import get_builder
+from keras_resnets.utils import count_macs, count_params
+
+# Too slow to build for the default run; CI runs them with -m slow. (resnet152_v2 is as big
+# as resnet152; resnet101_v2 repeats resnet50_v2's units.)
+SLOW_MODELS = {"resnet152", "resnet152_v2", "resnet200_v2", "densenet264", "resnet101_v2"}
+# Saving and loading costs several times the build. The default run round-trips one model of
+# each family and unit type; deeper variants of the same layers run with -m slow.
+SLOW_ROUND_TRIPS = SLOW_MODELS | {
+    "resnet34", "plain34", "resnet101", "resnet101_v2", "densenet169", "densenet201",
+    "cifar_preact_resnet",  # resnet50_v2's units
+    "cifar_densenet_bc",  # densenet121's blocks and transitions
+}
+# ImageNet-family names; everything else is a CIFAR-10 network (the CIFAR families and
+# the article's nets) with a (32, 32, 3) default input and 10 classes.
+IMAGENET_MODELS = set(
+    keras_resnets.list_models("resnet[0-9]*")
+    + keras_resnets.list_models("plain[0-9]*")
+    + keras_resnets.list_models("densenet[0-9]*")
+)
+SMALL_INPUT = (32, 32, 3)
+
+
+def _param(value, slow=False):
+    return pytest.param(value, marks=pytest.mark.slow) if slow else value
+
+
+def _model_params(slow):
+    return [_param(name, name in slow) for name in keras_resnets.list_models()]
+
+
+def _built(name, **kwargs):
+    """Build each model once per module: several tests read the same one.
+
+    Arguments equal to the builder's defaults are dropped, so that `depth=20` and no depth
+    share one model.
+    """
+    defaults = inspect.signature(get_builder(name)).parameters
+    kwargs = {
+        k: v for k, v in kwargs.items() if k not in defaults or defaults[k].default != v
+    }
+    return _build_cached(name, **kwargs)
+
+
+@functools.lru_cache(maxsize=None)
+def _build_cached(name, **kwargs):
+    keras.utils.set_random_seed(0)
+    return keras_resnets.build(name, **kwargs)
+
+
+def _small(name):
+    """The registry model at the small input the tests use."""
+    return _built(name, input_shape=SMALL_INPUT) if name in IMAGENET_MODELS else _built(name)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _free_models():
+    yield
+    _build_cached.cache_clear()
+
+
+def _images(batch=2, shape=SMALL_INPUT, seed=0):
+    """Raw pixels: uint8 values as float32, as the models' preprocessing expects."""
+    return np.random.default_rng(seed).integers(0, 256, (batch,) + shape).astype("float32")
+
+
+def _predict(model, x):
+    return keras.ops.convert_to_numpy(model(x, training=False))
+
+
+def _layers(model, cls):
+    return [layer for layer in model.layers if isinstance(layer, cls)]
+
+
+# --------------------------------------------------------------------------------------
+# Every registered model
+# --------------------------------------------------------------------------------------
+
+
+def test_the_registry_is_populated():
+    # Guards the parametrisation below against an empty registry.
+    names = keras_resnets.list_models()
+    assert {"resnet50", "densenet121", "cifar_resnet", "highway", "resnet", "densenet", "plain"} <= set(names)
+    assert SLOW_MODELS <= set(names)
+
+
+@pytest.mark.parametrize("name", _model_params(SLOW_MODELS))
+def test_registered_model(name):
+    """Builds at a small input; a batch of raw pixels gives finite class probabilities."""
+    model = _small(name)
+    classes = 1000 if name in IMAGENET_MODELS else 10
+    y = _predict(model, _images())
+    assert y.shape == (2, classes)
+    assert np.isfinite(y).all()
+    np.testing.assert_allclose(y.sum(axis=-1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", _model_params(SLOW_ROUND_TRIPS))
+def test_save_load_round_trip(name, tmp_path):
+    model = _small(name)
+    x = _images(seed=1)
+    y = _predict(model, x)
+    path = os.path.join(tmp_path, f"{name}.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)  # no custom_objects: every layer is registered
+    assert loaded.name == model.name
+    assert [l.name for l in loaded.layers] == [l.name for l in model.layers]
+    np.testing.assert_array_equal(_predict(loaded, x), y)
+
+
+# --------------------------------------------------------------------------------------
+# Parameter counts against independent figures
+# --------------------------------------------------------------------------------------
+
+# torchvision.models, `num_params` of each model's IMAGENET1K_V1 weights (the same
+# architectures: no conv biases, the stride on the first bottleneck conv makes no count
+# difference). Exact.
+TORCHVISION_PARAMS = {
+    "resnet18": 11_689_512,
+    "resnet34": 21_797_672,
+    "resnet50": 25_557_032,
+    "resnet101": 44_549_160,
+    "resnet152": 60_192_808,
+    "densenet121": 7_978_856,
+    "densenet169": 14_149_480,
+    "densenet201": 20_013_928,
+}
+
+
+@pytest.mark.parametrize(
+    "name", [_param(n, n in SLOW_MODELS) for n in TORCHVISION_PARAMS]
+)
+def test_params_match_torchvision(name):
+    assert count_params(_small(name)) == TORCHVISION_PARAMS[name]
+
+
+def _conv_bias_sizes(model):
+    return sum(
+        int(np.prod(layer.bias.shape))
+        for layer in model._flatten_layers()
+        if isinstance(layer, keras.layers.Conv2D) and layer.use_bias
+    )
+
+
+@pytest.mark.parametrize(
+    "application, ours, keras_total",
+    [
+        # keras.applications' ResNets carry conv biases (redundant before BN); Caffe's and
+        # torchvision's do not. Its documented total is 25,636,712.
+        ("ResNet50", "resnet50", 25_636_712),
+        # ResNet50V2 strides the last unit of a stage, we the first (He et al. 2016's code):
+        # the count does not depend on where the stride sits.
+        ("ResNet50V2", "resnet50_v2", None),
+        ("DenseNet121", "densenet121", None),
+    ],
+)
+def test_params_match_keras_applications(application, ours, keras_total):
+    reference = getattr(keras.applications, application)(weights=None, include_top=True)
+    if keras_total is not None:
+        assert reference.count_params() == keras_total
+    expected = count_params(reference) - _conv_bias_sizes(reference)
+    # At 224x224, shared with the multiply-add tests; the count does not depend on the size.
+    assert count_params(_built(ours)) == expected
+    if application == "ResNet50":
+        # Same stride placement (Caffe's: on the first 1x1), hence the same multiply-adds.
+        assert count_macs(_built(ours)) == count_macs(reference)
+
+
+def _assert_paper_millions(count, printed):
+    """`count` rounds to the paper's printed figure (in millions): within half its last digit."""
+    text = repr(printed)
+    decimals = len(text.split(".")[1]) if "." in text else 0
+    assert abs(count / 1e6 - printed) <= 0.5 * 10**-decimals + 1e-12, (count, printed)
+
+
+# He et al. 2015, "Deep Residual Learning", Table 6 (CIFAR-10), "# params".
+CIFAR_RESNET_PAPER = {20: 0.27, 32: 0.46, 44: 0.66, 56: 0.85, 110: 1.7, 1202: 19.4}
+
+
+@pytest.mark.parametrize("depth", [_param(d, d == 1202) for d in CIFAR_RESNET_PAPER])
+def test_cifar_resnet_params_match_he_2015_table6(depth):
+    model = _built("cifar_resnet", depth=depth)
+    _assert_paper_millions(count_params(model), CIFAR_RESNET_PAPER[depth])
+
+
+@pytest.mark.parametrize("depth", [20, 56])
+def test_cifar_plain_has_the_resnet_count(depth):
+    # Option A adds no parameters (He et al. 2015, section 4.2): plain and residual nets
+    # have the same counts.
+    resnet = _built("cifar_resnet", depth=depth)
+    plain = _built("cifar_plain", depth=depth)
+    assert all(u.shortcut == "none" for u in _layers(plain, ResUnit))
+    assert count_params(plain) == count_params(resnet)
+
+
+# He et al. 2016, "Identity Mappings in Deep Residual Networks", Table 3 / section 4
+# (CIFAR-10, "#params").
+PREACT_PAPER = {110: 1.7, 164: 1.7, 1001: 10.2}
+
+
+@pytest.mark.parametrize("depth", [_param(d, d == 1001) for d in PREACT_PAPER])
+def test_preact_resnet_params_match_he_2016(depth):
+    _assert_paper_millions(count_params(_built("cifar_preact_resnet", depth=depth)), PREACT_PAPER[depth])
+
+
+# Huang et al. 2017, "Densely Connected Convolutional Networks", Table 2, "Params".
+DENSENET_PAPER = [
+    # (builder, depth, growth rate k, millions, slow)
+    ("cifar_densenet", 40, 12, 1.0, False),
+    ("cifar_densenet", 100, 12, 7.0, False),
+    ("cifar_densenet", 100, 24, 27.2, True),
+    ("cifar_densenet_bc", 100, 12, 0.8, False),
+    ("cifar_densenet_bc", 250, 24, 15.3, True),
+    ("cifar_densenet_bc", 190, 40, 25.6, True),
+]
+
+
+@pytest.mark.parametrize(
+    "builder, depth, k, millions",
+    [
+        pytest.param(b, d, k, m, marks=[pytest.mark.slow] if slow else [], id=f"{b}-L{d}-k{k}")
+        for b, d, k, m, slow in DENSENET_PAPER
+    ],
+)
+def test_cifar_densenet_params_match_huang_2017_table2(builder, depth, k, millions):
+    if builder == "cifar_densenet_bc" and depth == 100:
+        # The registry default (k=12); its growth_rate default is None, "the paper's".
+        model = _built(builder, depth=depth)
+    else:
+        model = _built(builder, depth=depth, growth_rate=k)
+    _assert_paper_millions(count_params(model), millions)
+
+
+def test_resnet34_shortcut_options_he_2015_table3():
+    """Option A adds no parameters; B adds projections where shapes change; C everywhere."""
+    plain = count_params(_small("plain34"))
+    a = count_params(_built("resnet34", input_shape=SMALL_INPUT, shortcut="A"))
+    b = count_params(_small("resnet34"))  # B is the default
+    c = count_params(_built("resnet34", input_shape=SMALL_INPUT, shortcut="C"))
+    assert a == plain
+    assert plain < b < c
+
+
+# --------------------------------------------------------------------------------------
+# Multiply-adds against He et al. 2015, Table 1
+# --------------------------------------------------------------------------------------
+
+# He et al. 2015, Table 1, "FLOPs" (multiply-adds) at 224x224, in units of 1e9.
+PAPER_GFLOPS = {"resnet18": 1.8, "resnet34": 3.6, "resnet50": 3.8, "resnet101": 7.6, "resnet152": 11.3}
+# torchvision.models weight metadata, `_ops` (GFLOPS as multiply-adds, conv and linear) at
+# 224x224: same architectures for the basic-block ResNets and DenseNets. (Its ResNet-50/101/152
+# stride the 3x3, "v1.5", and so count more than Caffe's and ours.)
+TORCHVISION_GFLOPS = {"resnet18": 1.814, "resnet34": 3.664, "densenet121": 2.834}
+
+
+@pytest.mark.parametrize("name", [_param(n, n in ("resnet101", "resnet152")) for n in PAPER_GFLOPS])
+def test_macs_match_he_2015_table1(name):
+    macs = count_macs(_built(name)) / 1e9  # the default 224x224 input
+    # The table truncates some figures and rounds others (ResNet-34's 3.66e9 reads "3.6",
+    # ResNet-101's 7.57e9 reads "7.6"): within one unit of the last printed digit. The
+    # torchvision figures below pin the count to three decimals.
+    assert abs(macs - PAPER_GFLOPS[name]) < 0.1, macs
+    if name in TORCHVISION_GFLOPS:
+        assert abs(macs - TORCHVISION_GFLOPS[name]) <= 0.0005, macs
+
+
+def test_densenet121_macs_match_torchvision():
+    macs = count_macs(_built("densenet121")) / 1e9
+    assert abs(macs - TORCHVISION_GFLOPS["densenet121"]) <= 0.0005, macs
+
+
+# --------------------------------------------------------------------------------------
+# Mixed precision
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, kwargs", [("cifar_resnet", {"depth": 20}), ("highway", {})])
+def test_mixed_precision(mixed_float16, name, kwargs):
+    model = keras_resnets.build(name, **kwargs)
+    convs = [l for l in model._flatten_layers() if isinstance(l, keras.layers.Conv2D)]
+    assert convs
+    for conv in convs:
+        assert conv.compute_dtype == "float16", conv.name
+        assert conv.kernel.dtype == "float32", conv.name  # variables stay float32
+    y = model(_images(), training=False)
+    assert keras.backend.standardize_dtype(y.dtype) == "float32"
+    assert model.output.dtype == "float32"
+    y = keras.ops.convert_to_numpy(y)
+    assert np.isfinite(y).all()
+    np.testing.assert_allclose(y.sum(axis=-1), 1.0, rtol=1e-3)
+
+
+# --------------------------------------------------------------------------------------
+# Bad arguments: a ValueError raised by this package, never from inside a backend
+# --------------------------------------------------------------------------------------
+
+
+def _raised_here(excinfo):
+    where = excinfo.traceback[-1].path
+    assert "keras_resnets" in str(where), f"raised in {where}, not by keras_resnets"
+
+
+@pytest.mark.parametrize(
+    "name, kwargs, match",
+    [
+        pytest.param("cifar_resnet", dict(depth=24), "Received: depth=24", id="cifar-depth-24"),
+        pytest.param("resnet50", dict(input_shape=(16, 16, 3)), "Received: input_shape", id="too-small"),
+        pytest.param("resnet18", dict(shortcut="D"), "Received: shortcut='D'", id="shortcut-D"),
+        pytest.param("highway", dict(depth=24), "Received: depth=24", id="article-depth-24"),
+        pytest.param("resnet", dict(input_shape=(64, 64, 3)), "Received: input_shape", id="article-64"),
+        pytest.param("cifar_resnet", dict(input_shape=(32, 32, 1)), "Received: input_shape", id="channels"),
+        pytest.param("densenet121", dict(input_shape=(224, 224, 4)), "Received: input_shape", id="channels-4"),
+        pytest.param("cifar_densenet", dict(depth=41), "Received: depth=41", id="densenet-depth"),
+        pytest.param("cifar_resnet", dict(pooling="mean", include_top=False), "Received: pooling", id="pooling"),
+    ],
+)
+def test_bad_arguments(name, kwargs, match):
+    with pytest.raises(ValueError, match=match) as excinfo:
+        keras_resnets.build(name, **kwargs)
+    _raised_here(excinfo)
+
+
+def test_unknown_model_name():
+    with pytest.raises(ValueError) as excinfo:
+        keras_resnets.build("resnet51")
+    message = str(excinfo.value)
+    assert "resnet51" in message
+    for valid in keras_resnets.list_models():
+        assert valid in message
+    _raised_here(excinfo)
+
+
+# --------------------------------------------------------------------------------------
+# The article's networks (A. Juliani 2016: 25 units in five stages)
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, cls, count",
+    [
+        ("highway", HighwayUnit, 25),
+        ("resnet", ResUnit, 25),
+        ("plain", ResUnit, 25),
+        ("densenet", DenseBlock, 5),  # one block per stage
+    ],
+)
+def test_article_nets(name, cls, count):
+    model = _small(name)
+    units = _layers(model, cls)
+    assert len(units) == count
+    if name == "plain":
+        assert all(u.shortcut == "none" for u in units)
+    if name == "resnet":
+        assert all(u.shortcut != "none" for u in units)
+    if name == "highway":
+        for unit in units:
+            np.testing.assert_array_equal(keras.ops.convert_to_numpy(unit.gate.bias), -1.0)
+
+
+@pytest.mark.parametrize(
+    "name, cls", [("highway", HighwayUnit), ("resnet", ResUnit), ("plain", ResUnit), ("densenet", DenseBlock)]
+)
+def test_article_depth_10(name, cls):
+    model = keras_resnets.build(name, depth=10)
+    units = _layers(model, cls)
+    if cls is DenseBlock:
+        # Five blocks; the article's block for n units per stage has n + 1 conv layers.
+        assert len(units) == 5
+        assert sum(block.num_layers - 1 for block in units) == 10
+    else:
+        assert len(units) == 10
+    y = _predict(model, _images())
+    assert y.shape == (2, 10) and np.isfinite(y).all()
+
+
+def test_article_plain_has_no_residual_addition(rng):
+    """In `plain` a unit's output does not contain its input: zero its convs, get relu(BN(0))."""
+    unit = _layers(_small("plain"), ResUnit)[0]
+    probe = ResUnit.from_config(unit.get_config())
+    x = rng.standard_normal((2, 8, 8, 64)).astype("float32")
+    probe.build(x.shape)
+    for w in probe.weights:
+        if w.path.endswith("kernel"):
+            w.assign(np.zeros(w.shape, "float32"))
+    # With zero kernels (biases start at 0) the branch outputs 0 whatever its BNs do, so
+    # the unit's output is 0, where a residual unit would give x.
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(probe(x, training=False)), 0.0, atol=1e-6)
