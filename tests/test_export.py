@@ -245,7 +245,7 @@ def _saved_model_cli(*args):
     command = ["saved_model_cli"] if _which("saved_model_cli") else [
         sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
     result = subprocess.run(
-        [*command, *args], capture_output=True, text=True, timeout=300,
+        [*command, *args], capture_output=True, text=True, timeout=600,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -353,7 +353,7 @@ def test_fresh_process_matches_keras(exported, model, cifar_pngs, tmp_path):
     result = subprocess.run(
         [sys.executable, "-c", FRESH_PROCESS, str(exported), str(tmp_path / "pixels.npy"),
          *map(str, files)],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ""},
     )
     assert result.returncode == 0, result.stderr[-3000:]
