@@ -302,8 +302,8 @@ def train(
         "history": history.history and str(history_path),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    if verbose:
-        print(f"Test accuracy: {final_accuracy:.4f} (best {summary['best_test_accuracy']:.4f}); "
-              f"outputs in {out}/")
+    # The result is printed whatever `verbose` says: it only silences Keras's progress output.
+    print(f"Test accuracy: {final_accuracy:.4f} (best {summary['best_test_accuracy']:.4f}); "
+          f"outputs in {out}/")
     dist.close()
     return summary
