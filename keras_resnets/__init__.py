@@ -17,6 +17,9 @@ _os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 from keras_resnets import layers  # noqa: F401
 from keras_resnets import models  # noqa: F401
+from keras_resnets.export import export_saved_model
 from keras_resnets.models.registry import build, list_models, register
 
-__all__ = ["build", "list_models", "register", "layers", "models", "__version__"]
+__all__ = [
+    "build", "list_models", "register", "export_saved_model", "layers", "models", "__version__",
+]
