@@ -622,6 +622,7 @@ def test_memory_efficient_dense_block_is_the_same_function(rng, bottleneck):
         b.build(x.shape)
     randomise(blocks[0], rng)
     blocks[1].set_weights(blocks[0].get_weights())
+    values_before = {w.path: to_numpy(w) for w in blocks[0].non_trainable_variables}
     for training in (False, True):
         np.testing.assert_allclose(
             to_numpy(blocks[1](x, training=training)),
@@ -636,6 +637,13 @@ def test_memory_efficient_dense_block_is_the_same_function(rng, bottleneck):
     for g0, g1, w in zip(grads0, grads1, blocks[0].trainable_variables):
         assert np.abs(g0).max() > 0, w.path
         np.testing.assert_allclose(g1, g0, rtol=1e-4, atol=1e-4, err_msg=w.path)
+    # Both blocks ran the same training-mode calls: the BN moving statistics moved, once
+    # per call, by the same amounts (recomputation must not update them twice).
+    moved = False
+    for w0, w1 in zip(blocks[0].non_trainable_variables, blocks[1].non_trainable_variables):
+        moved = moved or not np.array_equal(to_numpy(w0), values_before[w0.path])
+        np.testing.assert_allclose(to_numpy(w1), to_numpy(w0), rtol=1e-5, atol=1e-6, err_msg=w1.path)
+    assert moved
 
 
 def test_transition_layer_matches_numpy(rng):
