@@ -89,7 +89,9 @@ shared = {}
 for run in args["runs"]:
     kwargs = dict(run["train"])
     if kwargs["distribute"] == "multi_worker":
-        kwargs["distribute"] = shared.setdefault("dist", distribute.resolve("multi_worker"))
+        if "dist" not in shared:
+            shared["dist"] = distribute.resolve("multi_worker")
+        kwargs["distribute"] = shared["dist"]
     train("test_tiny_convnet", verbose=2, **kwargs)
     np.savez(run["name"] + ".npz", *built[-1].get_weights())
     with open(run["name"] + ".json", "w") as f:
