@@ -10,9 +10,10 @@ network under `mixed_bfloat16` (Keras) or `torch.autocast(bfloat16)` next to flo
 from benchmarks import baselines, machine, throughput
 
 
-def run(spec="cifar_resnet20", *, batch_size=128, steps=1, repeats=3, warmup_steps=1,
+def run(model="cifar_resnet20", *, batch_size=128, steps=1, repeats=3, warmup_steps=1,
         matmul_size=2048, matmul_repeats=3, time_budget=None, torch_too=True):
-    """Interleaved fp32 / bf16 training steps of `spec` plus matmul GFLOP/s per dtype."""
+    """Interleaved fp32 / bf16 training steps of `model` plus matmul GFLOP/s per dtype."""
+    spec = model
     name, _ = baselines.parse_model(spec)
     input_size = 32 if name.startswith("cifar_") else 224
     classes = 10 if name.startswith("cifar_") else 1000

@@ -13,7 +13,12 @@ def _fmt(value, digits=2):
 
 
 def _groups(results, kind):
-    return [g for g in results.get("groups", []) if g.get("kind") == kind]
+    """The finished groups of `kind` (failed ones are listed apart, by `_failed`)."""
+    return [g for g in results.get("groups", []) if g.get("kind") == kind and not g.get("error")]
+
+
+def _failed(results):
+    return [g for g in results.get("groups", []) if g.get("error")]
 
 
 def goals(results):
@@ -186,6 +191,12 @@ def markdown(results):
                   f"{_fmt((g['wall_time_seconds'] or 0) / 60, 1) + ' min' if g['reached'] else '-'}"
                   f" | {g['best_val_accuracy']:.4f} | {g['epochs_run']} |", ""]
 
+    failed = _failed(results)
+    if failed:
+        lines += ["## Failed or timed-out groups", ""]
+        lines += [f"- {g.get('kind')} {g.get('model', '')}: "
+                  f"{g['error'].strip().splitlines()[-1][:200]}" for g in failed]
+        lines.append("")
     if results.get("notes"):
         lines += ["## Notes", ""] + [f"- {n}" for n in results["notes"]] + [""]
     if results.get("chart"):
