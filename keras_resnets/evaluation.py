@@ -1,9 +1,8 @@
 """Confusion matrices: computed, printed and drawn."""
 
-import os
-from pathlib import Path
-
 import numpy as np
+
+from keras_resnets import plotting
 
 
 def confusion_matrix(labels, predictions, num_classes):
@@ -50,10 +49,4 @@ def plot_confusion_matrix(matrix, class_names, path, *, title=None):
     if title:
         ax.set_title(title)
     fig.colorbar(image, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return plotting.save_figure(fig, path)

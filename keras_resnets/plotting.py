@@ -58,6 +58,14 @@ def plot_runs(runs, path, *, title=None):
     if title:
         ax.set_title(title)
     ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path):
+    """Write a matplotlib figure to PNG atomically (a temp file, then os.replace), so a kill
+    mid-write never leaves a truncated plot; then close it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp.png")
