@@ -297,10 +297,13 @@ def resolve(distribute):
         if distribute == "none":
             return Distribution()
         if backend == "tensorflow":
-            return _from_strategy(
-                _mirrored_strategy() if distribute == "mirrored" else multi_worker_strategy(),
-                name=distribute,
-            )
+            # One strategy per process, reused by later calls: a second MirroredStrategy
+            # reuses the first one's collective-op keys (its all-reduces then fail on shape
+            # mismatches), and MultiWorkerMirroredStrategy can only be made at start-up.
+            if distribute not in _STRATEGIES:
+                _STRATEGIES[distribute] = (_mirrored_strategy() if distribute == "mirrored"
+                                           else multi_worker_strategy())
+            return _from_strategy(_STRATEGIES[distribute], name=distribute)
         if backend == "jax":
             return _jax_data_parallel(multi_worker=distribute == "multi_worker")
         raise ValueError(
@@ -323,6 +326,9 @@ def resolve(distribute):
                 )
             return _from_strategy(distribute, name="custom")
     raise _invalid(distribute)
+
+
+_STRATEGIES = {}
 
 
 def _invalid(distribute):

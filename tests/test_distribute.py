@@ -52,7 +52,6 @@ if args.get("logical_cpus"):
         cpu, [tf.config.LogicalDeviceConfiguration()] * args["logical_cpus"])
 
 import keras
-from keras_resnets import distribute
 from keras_resnets.models.registry import register
 from keras_resnets.train import train
 
@@ -84,15 +83,8 @@ def replica_spread(model):
     return spread
 
 
-# A process makes one MultiWorkerMirroredStrategy, at start-up: runs share it.
-shared = {}
 for run in args["runs"]:
-    kwargs = dict(run["train"])
-    if kwargs["distribute"] == "multi_worker":
-        if "dist" not in shared:
-            shared["dist"] = distribute.resolve("multi_worker")
-        kwargs["distribute"] = shared["dist"]
-    train("test_tiny_convnet", verbose=2, **kwargs)
+    train("test_tiny_convnet", verbose=2, **run["train"])
     np.savez(run["name"] + ".npz", *built[-1].get_weights())
     with open(run["name"] + ".json", "w") as f:
         json.dump({"replica_spread": replica_spread(built[-1])}, f)
