@@ -32,7 +32,60 @@ from keras_resnets import recipes as recipes_lib
 from keras_resnets.models.registry import build
 from keras_resnets.utils import count_params
 
-MIXED_PRECISION = (None, "mixed_float16", "mixed_bfloat16")
+MIXED_PRECISION = (None, "float32", "mixed_float16", "mixed_bfloat16", "auto")
+
+
+def has_native_bfloat16():
+    """Whether this machine multiplies bfloat16 in hardware: an NVIDIA GPU of compute
+    capability 8.0 or later (Ampere, Hopper), a TPU, or a CPU with AMX-BF16 (Intel Sapphire
+    Rapids and later). Elsewhere bfloat16 is emulated and trains several times slower than
+    float32 (measured: 0.17x on an AVX2 CPU, benchmarks/README.md)."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        for gpu in tf.config.list_physical_devices("GPU"):
+            capability = tf.config.experimental.get_device_details(gpu).get("compute_capability")
+            if capability and tuple(capability) >= (8, 0):
+                return True
+        if tf.config.list_physical_devices("GPU"):
+            return False
+    elif backend == "jax":
+        import jax
+
+        device = jax.devices()[0]
+        if device.platform == "tpu":
+            return True
+        if device.platform == "gpu":
+            capability = getattr(device, "compute_capability", None)
+            return capability is not None and float(capability) >= 8.0
+    elif backend == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_capability() >= (8, 0)
+    return _cpu_has_amx_bf16()
+
+
+def _cpu_has_amx_bf16():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(line.startswith("flags") and " amx_bf16" in line for line in f)
+    except OSError:  # not Linux: assume no AMX
+        return False
+
+
+def resolve_mixed_precision(mixed_precision):
+    """The Keras dtype policy name for `mixed_precision` ("auto": mixed_bfloat16 where the
+    hardware has native bfloat16, float32 elsewhere)."""
+    if mixed_precision not in MIXED_PRECISION:
+        raise ValueError(
+            f"`mixed_precision` must be one of {list(MIXED_PRECISION)}. "
+            f"Received: mixed_precision={mixed_precision!r}"
+        )
+    if mixed_precision == "auto":
+        return "mixed_bfloat16" if has_native_bfloat16() else "float32"
+    return mixed_precision or "float32"
 
 
 class WallClock(keras.callbacks.Callback):
@@ -182,7 +235,9 @@ def train(
             `$KERAS_RESNETS_DATA`, else a search.
         out: the run folder. Defaults to "runs/run".
         seed: seeds the weights, the data order and the augmentation. Defaults to 0.
-        mixed_precision: None, "mixed_float16" or "mixed_bfloat16".
+        mixed_precision: None (float32), "mixed_float16", "mixed_bfloat16" or "auto":
+            mixed_bfloat16 where the hardware computes bfloat16 natively (AMX CPUs, Ampere
+            and later GPUs, TPUs; see `has_native_bfloat16`), float32 elsewhere.
         jit_compile: bool, compile the train step with XLA. Defaults to False.
         train_limit, test_limit: use only this many images (quick runs and tests).
         distribute: "none", "mirrored" (the GPUs of this host), "multi_worker" (hosts listed
@@ -194,11 +249,7 @@ def train(
         verbose: Keras's progress bar (1), one line per epoch (2) or silent (0).
     """
     model_kwargs = dict(model_kwargs or {})
-    if mixed_precision not in MIXED_PRECISION:
-        raise ValueError(
-            f"`mixed_precision` must be one of {list(MIXED_PRECISION)}. "
-            f"Received: mixed_precision={mixed_precision!r}"
-        )
+    policy = resolve_mixed_precision(mixed_precision)
     if isinstance(recipe, str):
         recipe = recipes_lib.for_model(recipe, model, model_kwargs.get("depth"))
     batch_size = batch_size or recipe.batch_size
@@ -208,7 +259,9 @@ def train(
     # The chief writes `out`; other workers write into a temporary folder (see distribute.py).
     out = dist.writable_run_folder(out)
     keras.utils.set_random_seed(seed)
-    keras.mixed_precision.set_global_policy(mixed_precision or "float32")
+    keras.mixed_precision.set_global_policy(policy)
+    if verbose and mixed_precision == "auto":
+        print(f"--mixed-precision auto: {policy}")
 
     arrays = data_lib.load_arrays(data)
     x_train, y_train, x_test, y_test = arrays.x_train, arrays.y_train, arrays.x_test, arrays.y_test
@@ -272,6 +325,7 @@ def train(
             steps_per_epoch=steps,
             validation_data=test_ds,
             callbacks=callbacks,
+            shuffle=False,  # the pipeline shuffles, by (seed, epoch)
             verbose=verbose,
         )
         _, final_accuracy = net.evaluate(test_ds, verbose=0)
@@ -287,7 +341,7 @@ def train(
         "steps_per_epoch": steps,
         "batch_size": batch_size,
         "seed": seed,
-        "mixed_precision": mixed_precision,
+        "mixed_precision": policy,
         "jit_compile": jit_compile,
         "data": arrays.source,
         "num_train": len(x_train),

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from keras_resnets.layers import DenseBlock, HighwayUnit, ResUnit, TransitionLayer
+from keras_resnets.layers import BatchNormalization, DenseBlock, HighwayUnit, ResUnit, TransitionLayer
 from layer_test import run_layer_test
 
 TF = keras.backend.backend() == "tensorflow"
@@ -728,3 +728,115 @@ def test_highway_filters_must_match_input_channels():
 def test_shortcut_a_cannot_narrow():
     with pytest.raises(ValueError, match="Received"):
         ResUnit(4, shortcut="A")(np.zeros((1, SIZE, SIZE, CHANNELS), "float32"))
+
+
+# --------------------------------------------------------------------------------------
+# BatchNormalization: Keras's layer, with TensorFlow's fused training kernel
+# --------------------------------------------------------------------------------------
+
+
+def test_batch_norm_layer_contract():
+    run_layer_test(
+        BatchNormalization,
+        {"momentum": 0.9, "epsilon": 1e-5},
+        (4, 5, 5, 3),
+        expected_output_shape=(4, 5, 5, 3),
+        expected_num_trainable_weights=2,
+        expected_num_non_trainable_weights=2,
+    )
+
+
+def _np_bn_training(x, gamma, beta, axis, epsilon):
+    """Training-mode BN in float64: batch mean and biased variance over all but `axis`."""
+    axes = tuple(a for a in range(x.ndim) if a != axis % x.ndim)
+    shape = [1] * x.ndim
+    shape[axis] = -1
+    mean, var = x.mean(axis=axes), x.var(axis=axes)
+    y = (x - mean.reshape(shape)) / np.sqrt(var.reshape(shape) + epsilon)
+    return y * gamma.reshape(shape) + beta.reshape(shape), mean, var
+
+
+@pytest.mark.parametrize(
+    "policy, axis",
+    [
+        ("float32", -1),
+        pytest.param("float32", 1, marks=pytest.mark.skipif(JAX, reason="XLA CPU: no NCHW conv")),
+        ("mixed_bfloat16", -1),
+        ("mixed_float16", -1),
+    ],
+)
+def test_batch_norm_training_matches_keras_and_numpy(policy, axis):
+    """Outputs, input and parameter gradients, and moving statistics equal Keras's own
+    BatchNormalization, and the statistics equal a NumPy reference."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        rng = np.random.default_rng(0)
+        x = rng.normal(2.0, 3.0, (8, 5, 6, 4)).astype("float32")
+        kwargs = dict(axis=axis, momentum=0.9, epsilon=1e-5)
+        ours = BatchNormalization(**kwargs)
+        ref = keras.layers.BatchNormalization(**kwargs)
+        ours.build(x.shape)
+        ref.build(x.shape)
+        channels = x.shape[axis]
+        gamma = rng.normal(1.0, 0.5, channels).astype("float32")
+        beta = rng.normal(0.0, 0.5, channels).astype("float32")
+        for layer in (ours, ref):
+            layer.gamma.assign(gamma)
+            layer.beta.assign(beta)
+        upstream = rng.standard_normal(x.shape).astype("float32")
+
+        def forward_and_grads(layer):
+            # Gradients of sum(y * upstream) by the backend's own autodiff.
+            if keras.backend.backend() == "tensorflow":
+                import tensorflow as tf
+
+                xs = tf.constant(x)
+                with tf.GradientTape() as tape:
+                    tape.watch(xs)
+                    y = layer(xs, training=True)
+                    loss = tf.reduce_sum(tf.cast(y, "float32") * upstream)
+                grads = tape.gradient(loss, [xs, layer.gamma.value, layer.beta.value])
+                return y, [g.numpy() for g in grads]
+            import jax
+
+            def loss_fn(xs, g, b):
+                trainable = [g, b]
+                non_trainable = [v.value for v in layer.non_trainable_variables]
+                y, _ = layer.stateless_call(trainable, non_trainable, xs, training=True)
+                return (y.astype("float32") * upstream).sum()
+
+            y = layer(x, training=True)
+            grads = jax.grad(loss_fn, argnums=(0, 1, 2))(x, gamma, beta)
+            return y, [np.asarray(g) for g in grads]
+
+        y_ours, g_ours = forward_and_grads(ours)
+        y_ref, g_ref = forward_and_grads(ref)
+        assert keras.backend.standardize_dtype(y_ours.dtype) == ours.compute_dtype
+        y_ours = ops.convert_to_numpy(ops.cast(y_ours, "float32"))
+        y_ref = ops.convert_to_numpy(ops.cast(y_ref, "float32"))
+        # Outputs in a 16-bit dtype may differ by one rounding step.
+        tol = 1e-5 if policy == "float32" else 2e-2
+        np.testing.assert_allclose(y_ours, y_ref, rtol=tol, atol=tol)
+        for a, b in zip(g_ours, g_ref):
+            np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3 * np.abs(b).max())
+        for a, b in zip(ours.non_trainable_weights, ref.non_trainable_weights):
+            np.testing.assert_allclose(ops.convert_to_numpy(a), ops.convert_to_numpy(b), rtol=1e-5, atol=1e-6)
+
+        # The moving statistics moved 10% of the way to the batch's mean and biased variance.
+        # The layer sees its input in its compute dtype (bfloat16/float16 under mixed policies).
+        x_seen = ops.convert_to_numpy(ops.cast(ops.cast(x, ours.compute_dtype), "float32"))
+        y_np, mean, var = _np_bn_training(x_seen.astype("float64"), gamma, beta, axis, 1e-5)
+        np.testing.assert_allclose(ops.convert_to_numpy(ours.moving_mean), 0.1 * mean, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(ops.convert_to_numpy(ours.moving_variance), 0.9 + 0.1 * var, rtol=1e-5)
+        np.testing.assert_allclose(y_ours, y_np, rtol=tol, atol=tol * np.abs(y_np).max())
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def test_models_use_the_package_batch_norm():
+    import keras_resnets
+
+    model = keras_resnets.build("cifar_resnet", depth=20)
+    bns = [l for l in model._flatten_layers(include_self=False) if isinstance(l, keras.layers.BatchNormalization)]
+    assert bns and all(type(l) is BatchNormalization for l in bns)

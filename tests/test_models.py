@@ -214,9 +214,49 @@ def test_cifar_plain_has_the_resnet_count(depth):
 PREACT_PAPER = {110: 1.7, 164: 1.7, 1001: 10.2}
 
 
+def _conv_dense_params(model):
+    return sum(
+        int(np.prod(w.shape))
+        for layer in model._flatten_layers(include_self=False, recursive=True)
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))
+        for w in layer.trainable_weights
+    )
+
+
+def _lua_preact_bottleneck_params(depth):
+    """The parameters of the authors' released ResNet-164/1001 (KaimingHe/resnet-1k-layers,
+    resnet-pre-act.lua), counted from that file's layer list: a 3x3 stem to 16 channels; three
+    stages of (depth - 2) / 9 bottleneck units with outputs 64, 128, 256 and a quarter of that
+    inside; BN(in) first in every unit, a 1x1 projection where the width changes; a final BN
+    and a 256-to-10 linear layer. Convolutions have no bias (cuDNN >= 4); BN has 2 per channel.
+    """
+    n = (depth - 2) // 9
+
+    def unit(c_in, c_out):
+        b = c_out // 4
+        convs = c_in * b + 9 * b * b + b * c_out + (c_in * c_out if c_in != c_out else 0)
+        return convs + 2 * (c_in + b + b)
+
+    total = 3 * 3 * 3 * 16
+    for c_in, c_out in ((16, 64), (64, 128), (128, 256)):
+        total += unit(c_in, c_out) + (n - 1) * unit(c_out, c_out)
+    return total + 2 * 256 + 256 * 10 + 10
+
+
 @pytest.mark.parametrize("depth", [_param(d, d == 1001) for d in PREACT_PAPER])
 def test_preact_resnet_params_match_he_2016(depth):
-    _assert_paper_millions(count_params(_built("cifar_preact_resnet", depth=depth)), PREACT_PAPER[depth])
+    # The 2016 paper's "#params" counts convolution and linear weights only: ResNet-1001 has
+    # 10.18M of those (printed 10.2M) and 10.33M with BN's scale and offset. Its ResNet-164
+    # (1.68M / 1.70M) and ResNet-110 (1.73M / 1.73M) round to 1.7M either way. (The 2015
+    # paper counts BN: its ResNet-1202 is 19.42M with BN, 19.33M without, printed 19.4M.)
+    model = _built("cifar_preact_resnet", depth=depth)
+    _assert_paper_millions(_conv_dense_params(model), PREACT_PAPER[depth])
+
+
+@pytest.mark.parametrize("depth", [164, _param(1001, True)])
+def test_preact_bottleneck_params_match_the_authors_code(depth):
+    model = _built("cifar_preact_resnet", depth=depth)
+    assert count_params(model) == _lua_preact_bottleneck_params(depth)
 
 
 # Huang et al. 2017, "Densely Connected Convolutional Networks", Table 2, "Params".

@@ -1,7 +1,8 @@
 """The article's units and the papers' blocks, as Keras layers."""
 
+from keras_resnets.layers.batch_norm import BatchNormalization
 from keras_resnets.layers.dense import DenseBlock, TransitionLayer
 from keras_resnets.layers.highway import HighwayUnit
 from keras_resnets.layers.res_unit import ResUnit
 
-__all__ = ["ResUnit", "HighwayUnit", "DenseBlock", "TransitionLayer"]
+__all__ = ["BatchNormalization", "ResUnit", "HighwayUnit", "DenseBlock", "TransitionLayer"]

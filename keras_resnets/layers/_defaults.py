@@ -7,6 +7,9 @@ convolution defaults once").
 
 import keras
 
+# Keras's BatchNormalization, with TensorFlow's fused training kernel.
+from keras_resnets.layers.batch_norm import BatchNormalization
+
 # Torch/Caffe ResNets and DenseNets use eps=1e-5 and a running-average factor of 0.1, i.e.
 # Keras momentum 0.9. keras.applications uses eps=1.001e-5 and momentum 0.99; we follow the
 # papers' reference code.
@@ -68,7 +71,7 @@ def batch_norm(*, name, data_format=None, zero_init=False, dtype=None):
     `zero_init=True` starts gamma at 0, so a residual branch ending in this BN starts as the
     identity (Goyal et al. 2017, section 5.1).
     """
-    return keras.layers.BatchNormalization(
+    return BatchNormalization(
         axis=channel_axis(data_format),
         epsilon=BN_EPSILON,
         momentum=BN_MOMENTUM,

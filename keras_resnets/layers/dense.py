@@ -32,10 +32,11 @@ class DenseBlock(keras.layers.Layer):
             Defaults to True.
         output_mode: "concat" (input and all layer outputs, the paper) or "last". Defaults to
             "concat".
-        memory_efficient: bool, recompute each layer's concatenation, BN and bottleneck in
-            the backward pass instead of storing them (`keras.remat`; Pleiss et al. 2017), so
-            that training memory grows linearly, not quadratically, with depth. Costs
-            about one more forward pass of those ops. Defaults to False.
+        memory_efficient: bool, recompute each layer (its concatenation, BNs, ReLUs and
+            convolutions) in the backward pass instead of storing its intermediate tensors
+            (`keras.remat`; after Pleiss et al. 2017), so that training memory grows
+            linearly, not quadratically, with depth. Costs about one more forward pass of
+            the block. Defaults to False.
         kernel_initializer: Defaults to "he_normal".
         kernel_regularizer: Defaults to None.
         data_format: "channels_last" or "channels_first". Defaults to Keras's setting.
@@ -151,19 +152,19 @@ class DenseBlock(keras.layers.Layer):
             return conv(ops.relu(bn(x, training=training)))
         return ops.relu(bn(conv(x), training=training))
 
-    def _layer(self, i, features, training, stats=None):
-        """Layer i on the list of features it sees (`stats`: their batch moments, given in
-        memory-efficient training)."""
-        # The pair that reads the concatenation: the bottleneck, or the layer's only pair.
-        first = (self.bottleneck_bns[i], self.bottleneck_convs[i]) if self.bottleneck else (
-            self.bns[i], self.convs[i])
+    def _pairs(self, i):
+        """Layer i's (BN, conv) pairs in order: the bottleneck's, if any, then the 3x3's."""
+        pairs = [(self.bottleneck_bns[i], self.bottleneck_convs[i])] if self.bottleneck else []
+        return pairs + [(self.bns[i], self.convs[i])]
+
+    def _layer(self, i, features, training):
+        """Layer i on the list of features it sees."""
         if self.memory_efficient and training:
-            x = self._recomputed_pair(features, *first, stats)
+            x = self._recomputed_layer(i, features)
         else:
             x = self._concat(features)
-            x = self._bn_relu_conv(x, *first, training)
-        if self.bottleneck:
-            x = self._bn_relu_conv(x, self.bns[i], self.convs[i], training)
+            for bn, conv in self._pairs(i):
+                x = self._bn_relu_conv(x, bn, conv, training)
         if self.dropouts[i] is not None:
             x = self.dropouts[i](x, training=training)
         return x
@@ -171,58 +172,47 @@ class DenseBlock(keras.layers.Layer):
     def _concat(self, features):
         return features[0] if len(features) == 1 else ops.concatenate(features, axis=self._axis)
 
-    def _moments(self, x):
-        # BatchNormalization's own statistics: float32 (it upcasts bf16/fp16), biased variance.
-        axes = [a for a in range(len(x.shape)) if a != self._axis % len(x.shape)]
-        return ops.moments(ops.cast(x, "float32"), axes=axes)
+    def _recomputed_layer(self, i, features):
+        """The whole layer (concatenation, BN-ReLU-conv pairs) recomputed in the backward
+        pass instead of stored: only the block input and each layer's `growth_rate`-channel
+        output stay in memory, where a plain block keeps each layer's concatenation, its BN
+        and ReLU outputs and the bottleneck's 4k-channel tensors, which grow quadratically
+        with depth (Pleiss et al. 2017 recompute the concatenation and first BN; this goes one
+        step further and recomputes the bottleneck too, at one more forward pass of the
+        block's convolutions).
 
-    def _recomputed_pair(self, features, bn, conv, stats):
-        """concat -> BN -> ReLU -> conv (conv -> BN -> ReLU without pre-activation), with
-        everything up to the conv recomputed in the backward pass instead of stored: those
-        tensors grow quadratically with depth (Pleiss et al. 2017)."""
-        if not self.preactivation:
-            # conv first: only the concatenation, its input, needs recomputing.
-            x = keras.remat(lambda *feats: conv(self._concat(feats)))(*features)
-            return ops.relu(bn(x, training=True))
-        # A BatchNormalization layer called inside the recomputed function would update its
-        # moving statistics twice (TF's recompute_grad re-runs the assignment in the backward
-        # pass). The batch moments of a concatenation are the concatenated moments of its
-        # parts, so they are computed here, once per feature, and the update happens once.
-        mean = ops.concatenate([m for m, _ in stats], axis=0)
-        variance = ops.concatenate([v for _, v in stats], axis=0)
-        bn.moving_mean.assign(bn.moving_mean * bn.momentum + mean * (1.0 - bn.momentum))
-        bn.moving_variance.assign(
-            bn.moving_variance * bn.momentum + variance * (1.0 - bn.momentum)
-        )
+        BN layers normalise with the batch statistics inside the recomputed function and
+        update their moving statistics once, outside it: an update inside would run again
+        in the recomputation (TF's recompute_grad re-executes the assignments).
+        """
+        pairs = self._pairs(i)
 
-        def concat_bn_relu_conv(mean, variance, *feats):
-            x = ops.batch_normalization(
-                ops.cast(self._concat(feats), "float32"),
-                mean,
-                variance,
-                axis=self._axis,
-                offset=ops.cast(bn.beta, "float32"),
-                scale=ops.cast(bn.gamma, "float32"),
-                epsilon=bn.epsilon,
-            )
-            return conv(ops.relu(ops.cast(x, bn.compute_dtype)))
+        def layer(*feats):
+            x = self._concat(feats)
+            stats = []
+            for bn, conv in pairs:
+                if self.preactivation:
+                    x, mean, variance = bn.normalize(x)
+                    x = conv(ops.relu(x))
+                else:
+                    x, mean, variance = bn.normalize(conv(x))
+                    x = ops.relu(x)
+                stats += [mean, variance]
+            return (x, *stats)
 
-        return keras.remat(concat_bn_relu_conv)(mean, variance, *features)
+        x, *stats = keras.remat(layer)(*features)
+        for (bn, _), mean, variance in zip(pairs, stats[0::2], stats[1::2]):
+            bn.update_moving_statistics(ops.stop_gradient(mean), ops.stop_gradient(variance))
+        return x
 
     def call(self, inputs, training=None):
-        # Memory-efficient training with pre-activation needs each feature's batch moments.
-        with_stats = bool(self.memory_efficient and training and self.preactivation)
-        input_stats = self._moments(inputs) if with_stats else None
-        outputs, output_stats = [], []
+        outputs = []
         for i in range(self.num_layers):
             if self.include_input:
-                features, stats = [inputs] + outputs, [input_stats] + output_stats
+                features = [inputs] + outputs
             else:
                 features = outputs if outputs else [inputs]
-                stats = output_stats if outputs else [input_stats]
-            outputs.append(self._layer(i, features, training, stats))
-            if with_stats and i < self.num_layers - 1:
-                output_stats.append(self._moments(outputs[-1]))
+            outputs.append(self._layer(i, features, training))
         if self.output_mode == "last":
             return outputs[-1]
         return ops.concatenate([inputs] + outputs, axis=self._axis)
