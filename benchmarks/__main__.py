@@ -30,24 +30,30 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 RESULT_PREFIX = "BENCHMARK_RESULT "
 
-# The report's sizes, kept small enough for 2 shared cores: training steps only, ImageNet
-# nets at batch 8 and 128x128, one or two steps per repeat.
+# The report's sizes, for 2 cores: CIFAR nets at their training batch, ImageNet nets at
+# batch 32 and 224x224, each in float32 and in bfloat16 (which pays off only on a CPU with
+# AMX or a GPU; elsewhere the bfloat16 groups show how far it falls behind).
 FULL = [
-    # 512: PyTorch's bfloat16 matmul without bf16 hardware runs at well under 1 GFLOP/s.
-    {"kind": "matmul", "size": 512, "repeats": 5},
+    {"kind": "matmul", "size": 2048, "repeats": 5},
+    {"kind": "throughput", "model": "cifar_resnet20", "batch_size": 128,
+     "modes": ["train", "inference"], "steps": 3, "repeats": 7, "warmup_steps": 3},
     {"kind": "throughput", "model": "cifar_resnet20", "batch_size": 128, "modes": ["train"],
-     "steps": 2, "repeats": 5, "warmup_steps": 2},
-    {"kind": "bf16", "model": "cifar_resnet20", "batch_size": 32, "steps": 1, "repeats": 3,
-     "matmul_size": 512, "timeout": 1500},
-    {"kind": "throughput", "model": "resnet50", "batch_size": 8, "input_size": 128,
-     "modes": ["train"], "steps": 1, "repeats": 3, "warmup_steps": 1},
-    {"kind": "throughput", "model": "densenet121", "batch_size": 8, "input_size": 128,
-     "modes": ["train"], "steps": 1, "repeats": 3, "warmup_steps": 1},
-    {"kind": "memory", "model": "cifar_densenet_bc100", "batch_size": 64, "steps": 2,
+     "steps": 3, "repeats": 7, "warmup_steps": 3, "precision": "bfloat16"},
+    {"kind": "bf16", "model": "cifar_resnet20", "batch_size": 128, "steps": 3, "repeats": 5,
+     "matmul_size": 2048, "timeout": 1500},
+    {"kind": "throughput", "model": "resnet50", "batch_size": 32, "input_size": 224,
+     "modes": ["train"], "steps": 1, "repeats": 5, "warmup_steps": 2},
+    {"kind": "throughput", "model": "resnet50", "batch_size": 32, "input_size": 224,
+     "modes": ["train"], "steps": 1, "repeats": 5, "warmup_steps": 2, "precision": "bfloat16"},
+    {"kind": "throughput", "model": "densenet121", "batch_size": 32, "input_size": 224,
+     "modes": ["train"], "steps": 1, "repeats": 5, "warmup_steps": 2},
+    {"kind": "throughput", "model": "densenet121", "batch_size": 32, "input_size": 224,
+     "modes": ["train"], "steps": 1, "repeats": 5, "warmup_steps": 2, "precision": "bfloat16"},
+    {"kind": "memory", "model": "cifar_densenet_bc100", "batch_size": 64, "steps": 3,
      "variants": ["plain", "memory_efficient"]},
     {"kind": "throughput", "model": "cifar_densenet_bc100", "peers": ["memory_efficient"],
-     "batch_size": 64, "modes": ["train"], "steps": 1, "repeats": 3, "warmup_steps": 1},
-    {"kind": "memory", "model": "densenet121", "batch_size": 8, "input_size": 128, "steps": 2,
+     "batch_size": 64, "modes": ["train"], "steps": 2, "repeats": 5, "warmup_steps": 2},
+    {"kind": "memory", "model": "densenet121", "batch_size": 16, "input_size": 224, "steps": 2,
      "variants": ["plain", "memory_efficient", "keras_app"]},
 ]
 # CI's smoke test: every piece, tiny sizes, about two minutes on two cores.
@@ -84,6 +90,10 @@ def run_group(spec):
 
         model = spec.pop("model")
         return memory.run(model, **spec)
+    if kind == "pipeline":
+        from benchmarks import pipeline
+
+        return pipeline.run(**spec)
     if kind == "bf16":
         from benchmarks import bf16
 
@@ -114,7 +124,8 @@ def run_group_subprocess(spec, *, timeout):
 
 def _same_group(a, b):
     keys = ("kind", "model", "batch_size", "input_size", "size", "run", "target")
-    return all(a.get(k) == b.get(k) for k in keys)
+    same = all(a.get(k) == b.get(k) for k in keys)
+    return same and a.get("precision", "float32") == b.get("precision", "float32")
 
 
 def _header(results, command, *, quick=False):
@@ -199,6 +210,8 @@ def _parser():
     p.add_argument("--timeout", type=int, default=1800, help="seconds per group")
     p.add_argument("--tta-run", help="a training run folder to read time to accuracy from")
     p.add_argument("--tta-target", type=float, default=0.91)
+    p.add_argument("--data", help="CIFAR-10 source for the pipeline group (as for train); "
+                                  "without it and $KERAS_RESNETS_DATA that group is skipped")
 
     p = with_out(sub.add_parser("throughput", help="images/s of a model beside its peers"))
     p.add_argument("--model", required=True, help="e.g. cifar_resnet20, resnet50, densenet121")
@@ -215,6 +228,8 @@ def _parser():
     p.add_argument("--shortcut", default="B", choices=["A", "B"],
                    help="CIFAR ResNets: the shortcut all sides use (default B, projections)")
     p.add_argument("--jit-compile", action="store_true", help="XLA for the Keras models")
+    p.add_argument("--precision", default="float32", choices=["float32", "bfloat16"],
+                   help="bfloat16: Keras models under mixed_bfloat16, torch under autocast")
     p.add_argument("--time-budget", type=float, help="stop repeating after this many seconds")
 
     p = with_out(sub.add_parser("matmul", help="the machine's matmul GFLOP/s"))
@@ -230,6 +245,14 @@ def _parser():
     p.add_argument("--classes", type=int)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--timeout", type=int, default=1800, help="seconds per variant")
+
+    p = with_out(sub.add_parser("pipeline", help="what the CIFAR-10 input pipeline costs fit"))
+    p.add_argument("--model", default="cifar_resnet20")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--data", help="CIFAR-10 source, as for keras-resnets train")
+    p.add_argument("--steps", type=int, default=20, help="training steps per timed fit")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--precision", default="float32", choices=["float32", "bfloat16"])
 
     p = with_out(sub.add_parser("bf16", help="bfloat16 vs float32 training step and matmul"))
     p.add_argument("--model", default="cifar_resnet20")
@@ -270,13 +293,17 @@ def _spec_from_args(args):
                 "classes": args.classes, "modes": args.modes, "steps": args.steps,
                 "repeats": args.repeats, "warmup_steps": args.warmup_steps,
                 "shortcut": args.shortcut, "jit_compile": args.jit_compile,
-                "time_budget": args.time_budget}
+                "time_budget": args.time_budget, "precision": args.precision}
     if c == "matmul":
         return {"kind": "matmul", "size": args.size, "repeats": args.repeats}
     if c == "memory":
         return {"kind": "memory", "model": args.model, "variants": args.variants,
                 "batch_size": args.batch_size, "input_size": args.input_size,
                 "classes": args.classes, "steps": args.steps, "timeout": args.timeout}
+    if c == "pipeline":
+        return {"kind": "pipeline", "model": args.model, "batch_size": args.batch_size,
+                "data": args.data, "steps": args.steps, "repeats": args.repeats,
+                "precision": args.precision}
     if c == "bf16":
         return {"kind": "bf16", "model": args.model, "batch_size": args.batch_size,
                 "steps": args.steps, "repeats": args.repeats, "matmul_size": args.matmul_size,
@@ -295,6 +322,14 @@ def _spec_from_args(args):
 def _run_all(args, argv):
     preset = QUICK if args.quick else FULL
     specs = [s for s in preset if not args.only or s["kind"] in args.only]
+    data = args.data or os.environ.get("KERAS_RESNETS_DATA")
+    if data and not args.quick and (not args.only or "pipeline" in args.only):
+        from keras_resnets.train import has_native_bfloat16
+
+        # The precision the training CLI's `--mixed-precision auto` would pick here.
+        specs.append({"kind": "pipeline", "model": "cifar_resnet20", "batch_size": 128,
+                      "data": data,
+                      "precision": "bfloat16" if has_native_bfloat16() else "float32"})
     if args.tta_run and (not args.only or "time_to_accuracy" in args.only):
         specs.append({"kind": "time_to_accuracy", "run": args.tta_run,
                       "target": args.tta_target})

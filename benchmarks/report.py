@@ -24,12 +24,17 @@ def _failed(results):
 def goals(results):
     """The project's three measurable goals, each with its measured value and verdict."""
     rows = []
+    names = {"torch": "PyTorch eager channels_last", "keras_plain": "a plain keras.layers model",
+             "keras_app": "keras.applications"}
     for g in _groups(results, "throughput"):
         train = g.get("results", {}).get("train", {})
-        if g["model"] == "cifar_resnet20" and "torch" in train:
-            value = train["torch"]["ours_speedup"]
-            rows.append(("CIFAR ResNet-20 training >= 1.0x PyTorch eager channels_last",
-                         f"{value:.2f}x", value >= 1.0))
+        precision = g.get("precision", "float32")
+        for peer, name in names.items():
+            if peer in train and (g["model"] == "cifar_resnet20" or peer == "keras_app"):
+                value = train[peer]["ours_speedup"]
+                rows.append((f"{g['model']} training ({precision}, batch {g['batch_size']}, "
+                             f"{g['input_size']}px) >= 1.0x {name}", f"{value:.2f}x",
+                             value >= 1.0))
     for g in _groups(results, "memory"):
         ratios = g.get("memory_efficient_vs_plain") or {}
         if g["model"].startswith("cifar_densenet_bc100") and ratios:
@@ -73,8 +78,7 @@ def markdown(results):
         f"TensorFlow {m.get('tensorflow')}, PyTorch {m.get('torch') or 'not installed'}, "
         f"torchvision {m.get('torchvision') or 'not installed'}.",
         "",
-        "Ratios matter, absolute times do not: the machine is shared (a CIFAR-10 training run "
-        "and other jobs ran at the same time, and the benchmark ran under `nice -n 15`). "
+        "Ratios matter, absolute times do not: the machine is a shared VM whose speed drifts. "
         "Every contender of a group ran in the same process, interleaved repeat by repeat; "
         "the medians are reported and warm-up is excluded (shown separately). "
         "See benchmarks/README.md for the methodology.",
@@ -115,21 +119,22 @@ def markdown(results):
                   "normalise raw pixels inside (a Normalization layer, counted in our time); "
                   "keras.applications models take preprocessed inputs and have no such layer.",
                   "",
-                  "| model | batch | input | mode | contender | images/s | step ms | "
+                  "| model | precision | batch | input | mode | contender | images/s | step ms | "
                   "ours x | MFU | first step s | repeats |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for g in throughput:
             for mode, by_label in g["results"].items():
                 for label, s in by_label.items():
                     lines.append(
-                        f"| {g['model']} | {g['batch_size']} | {g['input_size']} | {mode} | "
+                        f"| {g['model']} | {g.get('precision', 'float32')} | "
+                        f"{g['batch_size']} | {g['input_size']} | {mode} | "
                         f"{label} | {_fmt(s['images_per_second'], 1)} | "
                         f"{_fmt(1e3 * s['step_seconds_median'], 0)} | "
                         f"{_fmt(s['ours_speedup'])} | "
                         f"{_fmt(100 * s['mfu'], 1) + '%' if s.get('mfu') else '-'} | "
                         f"{_fmt(s['first_step_seconds'], 1)} | {s['repeats']} |")
             if g.get("error"):
-                lines.append(f"| {g['model']} | | | | error: {g['error'][:80]} | | | | | | |")
+                lines.append(f"| {g['model']} | | | | | error: {g['error'][:80]} | | | | | | |")
         lines.append("")
 
     memory = _groups(results, "memory")
@@ -179,6 +184,21 @@ def markdown(results):
         lines.append(f"bf16 / fp32 speed: training step {speedups or '-'}; matmul {mm or '-'}.")
         lines.append("")
 
+    for g in _groups(results, "pipeline"):
+        train = g["train"]
+        lines += [f"## Input pipeline cost ({g['model']}, {g.get('precision', 'float32')}, "
+                  f"batch {g['batch_size']}, real CIFAR-10)", "",
+                  "| feed | images/s |", "| --- | --- |",
+                  f"| the pipeline alone (shuffle, gather, pad-crop-flip; no model) | "
+                  f"{_fmt(g['pipeline_images_per_second'], 0)} |",
+                  f"| `fit`, fed by the pipeline | "
+                  f"{_fmt(train['pipeline']['images_per_second'], 0)} |",
+                  f"| `fit`, fed one batch held in memory | "
+                  f"{_fmt(train['in_memory']['images_per_second'], 0)} |", "",
+                  f"The pipeline costs training {100 * g['pipeline_cost']:.1f}% of its "
+                  f"throughput (interleaved `fit` calls of {g['steps']} steps, median of "
+                  f"{g['repeats']}).", ""]
+
     tta = _groups(results, "time_to_accuracy")
     if tta:
         lines += ["## Time to accuracy (CIFAR-10, from the run's history.csv)", "",
@@ -212,13 +232,20 @@ def chart_rows(results):
         for mode, by_label in g["results"].items():
             for label, s in by_label.items():
                 if label != "keras_resnets":
-                    rows.append((f"{g['model']} {mode}: ours vs {label}", s["ours_speedup"]))
+                    precision = " bf16" if g.get("precision") == "bfloat16" else ""
+                    rows.append((f"{g['model']}{precision} {mode}: ours vs {label}",
+                                 s["ours_speedup"]))
     for g in _groups(results, "memory"):
         r = g.get("memory_efficient_vs_plain")
         if r:
             saving = 1 / max(r["step_increase"], 1e-9)
             rows.append((f"{g['model']} memory: plain / efficient", saving))
             rows.append((f"{g['model']} step time: plain / efficient", 1 / r["step_time"]))
+    for g in _groups(results, "pipeline"):
+        train = g["train"]
+        rows.append((f"{g['model']} fit: pipeline / in-memory batch",
+                     train["pipeline"]["images_per_second"]
+                     / train["in_memory"]["images_per_second"]))
     for g in _groups(results, "bf16"):
         for k, v in g["train_step_bf16_speedup"].items():
             rows.append((f"{g['model']} train: bf16 speed / fp32 ({k})", v))

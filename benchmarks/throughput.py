@@ -109,10 +109,24 @@ def measure(contenders, *, batch_size, modes=("train", "inference"), steps=3, re
     return results
 
 
+PRECISIONS = {
+    # precision: (Keras dtype policy, torch CPU autocast dtype)
+    "float32": (None, None),
+    "bfloat16": ("mixed_bfloat16", "bfloat16"),
+}
+
+
 def run(spec, *, peers=None, batch_size=32, input_size=None, classes=None, modes=("train",
         "inference"), steps=3, repeats=5, warmup_steps=2, shortcut="B", jit_compile=False,
-        time_budget=None, fp32_peak_gflops=None):
-    """One throughput group; returns a JSON-ready dict."""
+        time_budget=None, fp32_peak_gflops=None, precision="float32"):
+    """One throughput group; returns a JSON-ready dict.
+
+    `precision="bfloat16"` runs every Keras contender under `mixed_bfloat16` and torch under
+    `autocast(bfloat16)`: the same comparison, in the precision a bf16 machine trains in.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"Unknown precision {precision!r}. Valid: {', '.join(PRECISIONS)}.")
+    dtype_policy, torch_autocast = PRECISIONS[precision]
     name, _ = baselines.parse_model(spec)
     cifar = name.startswith("cifar_")
     input_size = input_size or (32 if cifar else 224)
@@ -120,7 +134,8 @@ def run(spec, *, peers=None, batch_size=32, input_size=None, classes=None, modes
     peers = baselines.peers_for(spec) if peers is None else list(peers)
     contenders = build_contenders(spec, peers=peers, batch_size=batch_size,
                                   input_size=input_size, classes=classes, shortcut=shortcut,
-                                  jit_compile=jit_compile)
+                                  jit_compile=jit_compile, dtype_policy=dtype_policy,
+                                  torch_autocast=torch_autocast)
     results = measure(contenders, batch_size=batch_size, modes=modes, steps=steps,
                       repeats=repeats, warmup_steps=warmup_steps, time_budget=time_budget,
                       fp32_peak_gflops=fp32_peak_gflops)
@@ -133,6 +148,7 @@ def run(spec, *, peers=None, batch_size=32, input_size=None, classes=None, modes
         "classes": classes,
         "shortcut": shortcut if baselines.cifar_depth(spec) is not None else None,
         "jit_compile": jit_compile,
+        "precision": precision,
         "steps": steps,
         "repeats": repeats,
         "warmup_steps": warmup_steps,

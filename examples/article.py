@@ -30,6 +30,9 @@ def main():
     parser.add_argument("--test-limit", type=int)
     parser.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=NETWORKS)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mixed-precision", default="auto",
+                        help="auto (bfloat16 where the hardware has it), float32, mixed_float16 "
+                             "or mixed_bfloat16")
     args = parser.parse_args()
 
     out = Path(args.out)
@@ -39,7 +42,8 @@ def main():
         summaries[name] = train(
             name, model_kwargs={"depth": args.depth}, recipe=args.recipe, epochs=args.epochs,
             steps_per_epoch=args.steps_per_epoch, data=args.data, out=out / name,
-            seed=args.seed, train_limit=args.train_limit, test_limit=args.test_limit, verbose=2,
+            seed=args.seed, train_limit=args.train_limit, test_limit=args.test_limit,
+            mixed_precision=args.mixed_precision, verbose=2,
         )
     plot = plotting.plot_runs({n: out / n / "history.csv" for n in summaries},
                               out / "article.png",

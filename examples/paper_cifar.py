@@ -32,6 +32,9 @@ def main():
     parser.add_argument("--train-limit", type=int)
     parser.add_argument("--test-limit", type=int)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mixed-precision", default="auto",
+                        help="auto (bfloat16 where the hardware has it), float32, mixed_float16 "
+                             "or mixed_bfloat16")
     args = parser.parse_args()
 
     out = Path(args.out)
@@ -44,7 +47,8 @@ def main():
             results[family, depth] = train(
                 family, model_kwargs={"depth": depth}, recipe=recipe, epochs=args.epochs,
                 steps_per_epoch=args.steps_per_epoch, data=args.data, out=run, seed=args.seed,
-                train_limit=args.train_limit, test_limit=args.test_limit, verbose=2,
+                train_limit=args.train_limit, test_limit=args.test_limit,
+                mixed_precision=args.mixed_precision, verbose=2,
             )
     print(f"\n{'network':22} {'params':>10} {'test error %':>13} {'paper %':>8}")
     for (family, depth), s in results.items():
