@@ -146,7 +146,7 @@ def test_report_structure(tmp_path):
     for heading in ("# Benchmarks", "## Project goals", "## Machine limit", "## Throughput",
                     "## Peak training memory", "## Time to accuracy"):
         assert heading in text, heading
-    assert "| cifar_resnet20 | 2 | 32 | train | torch |" in text
+    assert "| cifar_resnet20 | float32 | 2 | 32 | train | torch |" in text
     assert paths["chart"].stat().st_size > 0
     goals = report.goals(results)
     assert [ok for _, _, ok in goals] == [True, True]
@@ -192,3 +192,23 @@ def test_memory_efficient_dense_block_updates_bn_statistics_once():
                        block.bottleneck_bns + block.bns])
     for plain, efficient in zip(*moving):
         np.testing.assert_allclose(efficient, plain, rtol=1e-5, atol=1e-6)
+
+
+def test_pipeline_cost_tiny():
+    """The pipeline group on the real CIFAR-10 copy: one short interleaved round."""
+    from pathlib import Path
+
+    from benchmarks import pipeline
+
+    data = Path(__file__).resolve().parents[1].parent / "shared" / "cifar10"
+    if not data.exists():
+        pytest.skip(f"the shared CIFAR-10 copy is not at {data}")
+    result = pipeline.run("cifar_resnet20", batch_size=8, data=str(data), steps=2, repeats=1,
+                          warmup_steps=1)
+    assert result["pipeline_images_per_second"] > 0
+    assert set(result["train"]) == {"pipeline", "in_memory"}
+    ratio = (result["train"]["pipeline"]["images_per_second"]
+             / result["train"]["in_memory"]["images_per_second"])
+    assert result["pipeline_cost"] == pytest.approx(1 - ratio)
+    text = report.markdown({"groups": [result]})
+    assert "## Input pipeline cost" in text
