@@ -151,19 +151,28 @@ def _add(results, group, command):
     else:
         results["groups"] = [g for g in results["groups"] if not _same_group(g, group)]
         results["groups"].append(group)
-    matmul = results.get("matmul")
-    if matmul and not matmul.get("error"):
-        framework = next(iter(matmul["results"]))
-        results["fp32_peak_gflops"] = matmul["results"][framework]["float32"]["gflops"]
-        _apply_mfu(results)
+    _apply_peaks(results)
     return results
 
 
+def _apply_peaks(results):
+    """The matmul peaks from the matmul group, and every throughput group's MFU from them."""
+    matmul = results.get("matmul")
+    if matmul and not matmul.get("error"):
+        framework = next(iter(matmul["results"]))  # the Keras backend's own matmul
+        results["fp32_peak_gflops"] = matmul["results"][framework]["float32"]["gflops"]
+        results["bf16_peak_gflops"] = matmul["results"][framework].get(
+            "bfloat16", {}).get("gflops")
+        _apply_mfu(results)
+
+
 def _apply_mfu(results):
-    peak = results.get("fp32_peak_gflops")
+    """MFU against the measured matmul peak of the group's precision."""
     for g in results.get("groups", []):
         if g.get("kind") != "throughput":
             continue
+        bf16 = g.get("precision") == "bfloat16"
+        peak = results.get("bf16_peak_gflops" if bf16 else "fp32_peak_gflops")
         for by_label in g.get("results", {}).values():
             for s in by_label.values():
                 s["mfu"] = s["achieved_gflops"] / peak if peak else None
@@ -365,7 +374,9 @@ def main(argv=None):
                       input_size=args.input_size, classes=args.classes, steps=args.steps)
         return 0
     if args.command == "report":
-        return 0 if _finish(_load(args.out, True), args.out) else 1
+        results = _load(args.out, True)
+        _apply_peaks(results)
+        return 0 if _finish(results, args.out) else 1
     try:
         if args.command == "run":
             _run_all(args, argv)

@@ -150,9 +150,11 @@ def matmul_gflops(*, size=2048, dtypes=("float32", "bfloat16"), repeats=5, frame
 
 
 def theoretical_fp32_gflops(info=None, cores=None):
-    """Cores x 2 FMA units x 8 float32 lanes (AVX2) x 2 FLOPs x clock: the datasheet peak."""
+    """Cores x 2 FMA units x float32 lanes (16 with AVX-512, else 8) x 2 FLOPs x clock: the
+    datasheet peak, at the base clock /proc/cpuinfo reports (turbo can exceed it)."""
     info = info or cpu_info()
     cores = cores or os.cpu_count()
     if not info.get("mhz") or "fma" not in info.get("flags", []):
         return None
-    return cores * 2 * 8 * 2 * info["mhz"] / 1e3
+    lanes = 16 if "avx512f" in info.get("flags", []) else 8
+    return cores * 2 * lanes * 2 * info["mhz"] / 1e3

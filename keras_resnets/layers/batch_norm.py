@@ -38,37 +38,9 @@ class BatchNormalization(keras.layers.BatchNormalization):
             and kr_ops.has_fused_batch_norm(inputs.dtype)
         )
 
-    def normalize(self, inputs):
-        """Training-mode normalisation by the batch's own statistics, with no update.
-
-        Returns `(outputs, mean, variance)`: the outputs in the compute dtype, the float32
-        batch mean and biased variance. `call(x, training=True)` is this plus
-        `update_moving_statistics`; the two halves serve code that must run the update
-        once outside a recomputed function (`DenseBlock(memory_efficient=True)`).
-        """
-        gamma = self.gamma if self.scale else None
-        beta = self.beta if self.center else None
-        if self._fusable(inputs):
-            outputs, mean, variance = kr_ops.fused_batch_norm_training(
-                inputs, gamma, beta, epsilon=self.epsilon, channels_first=self.axis % 4 == 1
-            )
-        else:  # Keras's own training path
-            x = keras.ops.cast(inputs, "float32")
-            axes = [a for a in range(len(x.shape)) if a != self.axis % len(x.shape)]
-            mean, variance = keras.ops.moments(x, axes=axes)
-            outputs = keras.ops.batch_normalization(
-                x,
-                mean,
-                variance,
-                axis=self.axis,
-                offset=None if beta is None else keras.ops.cast(beta, "float32"),
-                scale=None if gamma is None else keras.ops.cast(gamma, "float32"),
-                epsilon=self.epsilon,
-            )
-        return keras.ops.cast(outputs, self.compute_dtype), mean, variance
-
     def update_moving_statistics(self, mean, variance):
-        """Move the moving mean and variance `1 - momentum` of the way to `mean`, `variance`."""
+        """Move the moving mean and variance `1 - momentum` of the way to `mean`, `variance`
+        (batch statistics computed elsewhere: `DenseBlock(memory_efficient=True)`)."""
         momentum = self.momentum
         self.moving_mean.assign(self.moving_mean * momentum + mean * (1.0 - momentum))
         self.moving_variance.assign(self.moving_variance * momentum + variance * (1.0 - momentum))
@@ -76,6 +48,12 @@ class BatchNormalization(keras.layers.BatchNormalization):
     def call(self, inputs, training=None, mask=None):
         if not (training and self.trainable and mask is None and self._fusable(inputs)):
             return super().call(inputs, training=training, mask=mask)
-        outputs, mean, variance = self.normalize(inputs)
+        outputs, mean, variance = kr_ops.fused_batch_norm_training(
+            inputs,
+            self.gamma if self.scale else None,
+            self.beta if self.center else None,
+            epsilon=self.epsilon,
+            channels_first=self.axis % 4 == 1,
+        )
         self.update_moving_statistics(mean, variance)
-        return outputs
+        return keras.ops.cast(outputs, self.compute_dtype)

@@ -32,11 +32,10 @@ class DenseBlock(keras.layers.Layer):
             Defaults to True.
         output_mode: "concat" (input and all layer outputs, the paper) or "last". Defaults to
             "concat".
-        memory_efficient: bool, recompute each layer (its concatenation, BNs, ReLUs and
-            convolutions) in the backward pass instead of storing its intermediate tensors
-            (`keras.remat`; after Pleiss et al. 2017), so that training memory grows
-            linearly, not quadratically, with depth. Costs about one more forward pass of
-            the block. Defaults to False.
+        memory_efficient: bool, recompute each layer's concatenation, BN-ReLUs and
+            convolutions in the backward pass instead of storing them (`keras.remat`;
+            Pleiss et al. 2017), so that training memory grows linearly, not quadratically,
+            with depth. Defaults to False.
         kernel_initializer: Defaults to "he_normal".
         kernel_regularizer: Defaults to None.
         data_format: "channels_last" or "channels_first". Defaults to Keras's setting.
@@ -157,10 +156,11 @@ class DenseBlock(keras.layers.Layer):
         pairs = [(self.bottleneck_bns[i], self.bottleneck_convs[i])] if self.bottleneck else []
         return pairs + [(self.bns[i], self.convs[i])]
 
-    def _layer(self, i, features, training):
-        """Layer i on the list of features it sees."""
+    def _layer(self, i, features, training, stats=None):
+        """Layer i on the list of features it sees (`stats`: their batch moments, given in
+        memory-efficient training with pre-activation)."""
         if self.memory_efficient and training:
-            x = self._recomputed_layer(i, features)
+            x = self._recomputed_layer(i, features, stats)
         else:
             x = self._concat(features)
             for bn, conv in self._pairs(i):
@@ -172,47 +172,74 @@ class DenseBlock(keras.layers.Layer):
     def _concat(self, features):
         return features[0] if len(features) == 1 else ops.concatenate(features, axis=self._axis)
 
-    def _recomputed_layer(self, i, features):
-        """The whole layer (concatenation, BN-ReLU-conv pairs) recomputed in the backward
-        pass instead of stored: only the block input and each layer's `growth_rate`-channel
-        output stay in memory, where a plain block keeps each layer's concatenation, its BN
-        and ReLU outputs and the bottleneck's 4k-channel tensors, which grow quadratically
-        with depth (Pleiss et al. 2017 recompute the concatenation and first BN; this goes one
-        step further and recomputes the bottleneck too, at one more forward pass of the
-        block's convolutions).
+    def _moments(self, x):
+        # BatchNormalization's own statistics: float32 (it upcasts bf16/fp16), biased variance.
+        axes = [a for a in range(len(x.shape)) if a != self._axis % len(x.shape)]
+        return ops.moments(ops.cast(x, "float32"), axes=axes)
 
-        BN layers normalise with the batch statistics inside the recomputed function and
-        update their moving statistics once, outside it: an update inside would run again
-        in the recomputation (TF's recompute_grad re-executes the assignments).
+    def _recomputed_layer(self, i, features, stats):
+        """The layer with its quadratically growing tensors recomputed in the backward pass
+        instead of stored (Pleiss et al. 2017).
+
+        A plain block stores, for every layer, the concatenation of all earlier features and
+        its BN and ReLU outputs, which grow quadratically with depth. Here each BN-ReLU-conv
+        pair is one recomputed function of its inputs: only the convolutions' outputs (4k
+        and k channels in a BC layer) stay in memory. The recomputation costs the
+        concatenation, the BN, the ReLU and the convolution of each pair again.
+
+        Each pair normalises with batch statistics computed outside the recomputed function
+        and updates the BN's moving statistics once, outside it too (an update inside would
+        run again in the recomputation: TF's recompute_grad re-executes assignments). The
+        batch moments of a concatenation are the concatenated moments of its parts, so
+        `call` computes each feature's moments once and every later layer reuses them: that
+        saves more than the recomputation costs (docs/benchmarks.md).
         """
         pairs = self._pairs(i)
-
-        def layer(*feats):
-            x = self._concat(feats)
-            stats = []
-            for bn, conv in pairs:
-                if self.preactivation:
-                    x, mean, variance = bn.normalize(x)
-                    x = conv(ops.relu(x))
-                else:
-                    x, mean, variance = bn.normalize(conv(x))
-                    x = ops.relu(x)
-                stats += [mean, variance]
-            return (x, *stats)
-
-        x, *stats = keras.remat(layer)(*features)
-        for (bn, _), mean, variance in zip(pairs, stats[0::2], stats[1::2]):
-            bn.update_moving_statistics(ops.stop_gradient(mean), ops.stop_gradient(variance))
+        if not self.preactivation:
+            # conv first: only the concatenation, its input, needs recomputing.
+            bn, conv = pairs[0]
+            x = keras.remat(lambda *feats: conv(self._concat(feats)))(*features)
+            return ops.relu(bn(x, training=True))
+        x = self._recomputed_pair(features, stats, *pairs[0])
+        for bn, conv in pairs[1:]:  # the 3x3 pair after a bottleneck
+            x = self._recomputed_pair([x], [self._moments(x)], bn, conv)
         return x
 
+    def _recomputed_pair(self, inputs, stats, bn, conv):
+        """conv(ReLU(BN(concat(inputs)))), BN by the batch moments `stats` of the inputs,
+        with everything before the conv's output recomputed in the backward pass."""
+        mean = ops.concatenate([m for m, _ in stats], axis=0)
+        variance = ops.concatenate([v for _, v in stats], axis=0)
+        bn.update_moving_statistics(mean, variance)
+
+        def bn_relu_conv(mean, variance, *inputs):
+            x = ops.batch_normalization(
+                ops.cast(self._concat(inputs), "float32"),
+                mean,
+                variance,
+                axis=self._axis,
+                offset=ops.cast(bn.beta, "float32"),
+                scale=ops.cast(bn.gamma, "float32"),
+                epsilon=bn.epsilon,
+            )
+            return conv(ops.relu(ops.cast(x, bn.compute_dtype)))
+
+        return keras.remat(bn_relu_conv)(mean, variance, *inputs)
+
     def call(self, inputs, training=None):
-        outputs = []
+        # Memory-efficient training with pre-activation needs each feature's batch moments.
+        with_stats = bool(self.memory_efficient and training and self.preactivation)
+        input_stats = self._moments(inputs) if with_stats else None
+        outputs, output_stats = [], []
         for i in range(self.num_layers):
             if self.include_input:
-                features = [inputs] + outputs
+                features, stats = [inputs] + outputs, [input_stats] + output_stats
             else:
                 features = outputs if outputs else [inputs]
-            outputs.append(self._layer(i, features, training))
+                stats = output_stats if outputs else [input_stats]
+            outputs.append(self._layer(i, features, training, stats))
+            if with_stats and i < self.num_layers - 1:
+                output_stats.append(self._moments(outputs[-1]))
         if self.output_mode == "last":
             return outputs[-1]
         return ops.concatenate([inputs] + outputs, axis=self._axis)
