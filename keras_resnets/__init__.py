@@ -17,9 +17,13 @@ _os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 from keras_resnets import layers  # noqa: F401
 from keras_resnets import models  # noqa: F401
+# Registers the recipes' loss, so that a checkpoint compiled with it loads after
+# `import keras_resnets`.
+from keras_resnets import recipes  # noqa: F401
 from keras_resnets.export import export_saved_model
 from keras_resnets.models.registry import build, list_models, register
 
 __all__ = [
-    "build", "list_models", "register", "export_saved_model", "layers", "models", "__version__",
+    "build", "list_models", "register", "export_saved_model", "layers", "models", "recipes",
+    "__version__",
 ]

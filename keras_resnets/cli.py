@@ -76,6 +76,9 @@ def _parser():
     p.add_argument("--base", default="saved_models", help="the base folder (default saved_models)")
     p.add_argument("--version", type=int, help="default: one more than the highest existing")
     p.add_argument("--overwrite", action="store_true", help="replace an existing version")
+    p.add_argument("--dtype", default="float32", choices=["float32", "keep"],
+                   help="float32 (default): serve a mixed-precision model in float32, fast on "
+                        "any server; keep: serve in the training precision")
 
     p = sub.add_parser("list", help="list the registered models")
     p.add_argument("pattern", nargs="?", help="a glob, e.g. 'cifar_*'")
@@ -122,7 +125,7 @@ def _train(args):
     if args.export and summary["distribute"]["is_chief"]:  # only the chief exports
         _export(argparse.Namespace(checkpoint=str(Path(args.out) / "best.keras"),
                                    name=args.export, base="saved_models", version=None,
-                                   overwrite=False))
+                                   overwrite=False, dtype="float32"))
     return summary
 
 
@@ -133,7 +136,10 @@ def _evaluate(args):
     from keras_resnets import data as data_lib
     from keras_resnets import evaluation
 
-    model = keras.saving.load_model(args.checkpoint)
+    if not Path(args.checkpoint).exists():
+        raise ValueError(f"No checkpoint at {args.checkpoint}.")
+    # The optimizer and loss are not needed to predict or export.
+    model = keras.saving.load_model(args.checkpoint, compile=False)
     arrays = data_lib.load_arrays(args.data)
     x, y = arrays.x_test, arrays.y_test
     if args.test_limit:
@@ -159,9 +165,10 @@ def _export(args):
 
     if not Path(args.checkpoint).exists():
         raise ValueError(f"No checkpoint at {args.checkpoint}.")
-    model = keras.saving.load_model(args.checkpoint)
+    model = keras.saving.load_model(args.checkpoint, compile=False)
     path = export(model, os.path.join(args.base, args.name), version=args.version,
-                  overwrite=args.overwrite, class_names=_class_names_for(args.checkpoint))
+                  overwrite=args.overwrite, class_names=_class_names_for(args.checkpoint),
+                  dtype=args.dtype)
     print(f"Exported {args.checkpoint} to {path}")
     return path
 

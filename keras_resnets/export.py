@@ -45,6 +45,7 @@ def export(
     overwrite=False,
     class_names=None,
     image_size=None,
+    dtype="float32",
 ):
     """Write `model` as version `version` of the TF Serving model folder `path`.
 
@@ -62,6 +63,11 @@ def export(
         class_names: optional sequence of `classes` strings; adds the `class_names` output.
         image_size: `(height, width)` or an int, for a model whose input size is `None`.
             Defaults to `None`: the model's own input size.
+        dtype: the precision the served graph computes in. `"float32"` (the default)
+            re-creates a mixed-precision model (trained under `mixed_bfloat16` or
+            `mixed_float16`) in float32 with the same weights, so the SavedModel runs at
+            full speed on any server: bfloat16 is emulated, and several times slower, on
+            CPUs without AMX. `"keep"` serves the model's own dtype policy.
 
     Returns:
         `pathlib.Path` of the version folder written.
@@ -80,10 +86,14 @@ def export(
             "process started with KERAS_BACKEND=tensorflow and export from there. "
             f"Current backend: {keras.config.backend()!r}"
         )
+    if dtype not in ("float32", "keep"):
+        raise ValueError(f"`dtype` must be 'float32' or 'keep'. Received: dtype={dtype!r}")
     height, width = _input_size(model, image_size)
     num_classes = _num_classes(model)
     class_names = _check_class_names(class_names, num_classes)
     apply_softmax = not _ends_in_softmax(model)
+    if dtype == "float32":
+        model = float32_copy(model)
 
     base = Path(path)
     if base.exists() and not base.is_dir():
@@ -120,6 +130,35 @@ def export(
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def float32_copy(model):
+    """`model` itself if it computes in float32, else a float32 copy with the same weights.
+
+    Keras has no call to change a built model's dtype policy, so the copy is rebuilt from the
+    model's config with every layer's policy set to float32; mixed policies keep variables in
+    float32, so the weights carry over exactly.
+    """
+    policies = {layer.dtype_policy.name for layer in model._flatten_layers(include_self=False)}
+    if policies <= {"float32"}:
+        return model
+
+    def to_float32(config):
+        if isinstance(config, dict):
+            if config.get("class_name") == "DTypePolicy" or (
+                    config.get("module") == "keras" and "DTypePolicy" in str(
+                        config.get("class_name"))):
+                return "float32"
+            return {key: to_float32(value) for key, value in config.items()}
+        if isinstance(config, list):
+            return [to_float32(value) for value in config]
+        if config in ("mixed_float16", "mixed_bfloat16"):
+            return "float32"
+        return config
+
+    copy = model.__class__.from_config(to_float32(model.get_config()))
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 # The package may expose the function as `keras_resnets.export`, which hides this module's

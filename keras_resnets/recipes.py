@@ -28,7 +28,8 @@ class Recipe:
         optimizer: "sgd" or "adam".
         learning_rate: peak learning rate.
         schedule: "piecewise" (`boundaries` as fractions of the run or absolute steps,
-            `decay` at each), "cosine" (with linear warm-up) or "constant".
+            `decay` at each), "cosine" (with linear warm-up, at most a fifth of the run) or
+            "constant".
         boundaries: for "piecewise": where the rate divides by `decay`. Values below 1 are
             fractions of the run, others are absolute iterations (the ResNet paper's 32k/48k).
         warmup: warm-up length in epochs (linear for "cosine"); for "piecewise", the number of
@@ -68,7 +69,9 @@ class Recipe:
         if self.schedule == "constant":
             return self.learning_rate
         if self.schedule == "cosine":
-            warmup_steps = int(self.warmup * steps_per_epoch)
+            # A warm-up never takes more than a fifth of the run: a 2-epoch warm-up would
+            # otherwise be all of a 2-epoch run, whose rate would then never decay.
+            warmup_steps = min(int(self.warmup * steps_per_epoch), total // 5)
             return keras.optimizers.schedules.CosineDecay(
                 initial_learning_rate=0.0 if warmup_steps else self.learning_rate,
                 decay_steps=max(total - warmup_steps, 1),

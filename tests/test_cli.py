@@ -74,3 +74,13 @@ def test_train_evaluate_export(tmp_path, capsys, monkeypatch):
 
     assert cli.main(["export", "--checkpoint", str(out / "best.keras"), "--name", "r20"]) == 0
     assert (tmp_path / "saved_models" / "r20" / "2" / "saved_model.pb").exists()
+
+    # The README's main job runs train, evaluate and export as separate processes: a fresh
+    # one must load a checkpoint compiled with the fast recipe's label-smoothing loss.
+    for argv in (["evaluate", "--checkpoint", str(out / "best.keras"), "--data", str(CIFAR),
+                  "--test-limit", "50"],
+                 ["export", "--checkpoint", str(out / "best.keras"), "--name", "r20"]):
+        done = subprocess.run([sys.executable, "-m", "keras_resnets"] + argv, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "saved_models" / "r20" / "3" / "saved_model.pb").exists()

@@ -407,6 +407,36 @@ def test_logits_model_gets_softmax(tmp_path):
         "softmax_added_by_export"]
 
 
+def _has_bfloat16(path):
+    graph = tf.saved_model.load(str(path)).signatures["serving_default"].graph
+    return "DT_BFLOAT16" in str(graph.as_graph_def())
+
+
+def test_mixed_precision_model_is_served_in_float32_by_default(tmp_path):
+    import keras_resnets
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        trained = keras_resnets.build("cifar_resnet", depth=20)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    # Weights that make the outputs far from uniform, so that a difference would show.
+    rng = np.random.default_rng(5)
+    trained.set_weights([w + rng.normal(0, 0.05, w.shape).astype(w.dtype)
+                         for w in trained.get_weights()])
+    reference = keras_resnets.build("cifar_resnet", depth=20)  # float32, built independently
+    reference.set_weights(trained.get_weights())
+    images = rng.uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+
+    path = export(trained, tmp_path / "m")
+    assert not _has_bfloat16(path)
+    got = tf.saved_model.load(str(path)).signatures["serving_default"](images=images)
+    np.testing.assert_allclose(got["probabilities"], _predict(reference, images), atol=1e-5)
+
+    kept = export(trained, tmp_path / "m", dtype="keep")
+    assert _has_bfloat16(kept)
+
+
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
 def test_mixed_precision_model(tmp_path, policy):
     keras.mixed_precision.set_global_policy(policy)
@@ -416,7 +446,7 @@ def test_mixed_precision_model(tmp_path, policy):
         assert model.outputs[0].dtype != "float32"
         images = np.random.default_rng(2).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
         expected = _predict(model, images).astype("float32")
-        path = export(model, tmp_path / "m")
+        path = export(model, tmp_path / "m", dtype="keep")
     finally:
         keras.mixed_precision.set_global_policy("float32")
     got = tf.saved_model.load(str(path)).signatures["serving_default"](images=images)

@@ -64,6 +64,15 @@ def test_fast_recipe_warms_up_then_decays_to_zero():
     assert float(lr(3000)) == pytest.approx(0.0, abs=1e-4)
 
 
+def test_fast_recipe_warm_up_is_at_most_a_fifth_of_a_short_run():
+    # 2 epochs of 200 steps: the 2-epoch warm-up would be the whole run; it is capped at 80.
+    lr = recipes.get("fast").make_optimizer(steps_per_epoch=200, epochs=2)._learning_rate
+    assert float(lr(40)) == pytest.approx(0.1, rel=1e-3)
+    assert float(lr(80)) == pytest.approx(0.2, rel=1e-3)
+    assert float(lr(240)) == pytest.approx(0.1, rel=1e-3)  # halfway through the cosine
+    assert float(lr(399)) < 0.001
+
+
 def test_unknown_recipe_is_a_clear_error():
     with pytest.raises(ValueError, match="Valid recipes: .*Received: recipe='sgd'"):
         recipes.get("sgd")
