@@ -176,3 +176,32 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
                                    rtol=1e-4, atol=1e-5, err_msg=a.path)
     ref_rows = plotting.read_history(reference / "history.csv")
     assert rows[-1]["val_accuracy"] == pytest.approx(ref_rows[-1]["val_accuracy"], abs=1e-6)
+
+
+def test_mixed_precision_auto_follows_the_hardware(monkeypatch):
+    from keras_resnets import train as train_lib
+
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("the GPU decides here, not the CPU")
+    # On a machine without a GPU the answer is the CPU's: AMX-BF16 or not.
+    monkeypatch.setattr(train_lib, "_cpu_has_amx_bf16", lambda: True)
+    assert train_lib.resolve_mixed_precision("auto") == "mixed_bfloat16"
+    monkeypatch.setattr(train_lib, "_cpu_has_amx_bf16", lambda: False)
+    assert train_lib.resolve_mixed_precision("auto") == "float32"
+    assert train_lib.resolve_mixed_precision(None) == "float32"
+    assert train_lib.resolve_mixed_precision("mixed_float16") == "mixed_float16"
+    with pytest.raises(ValueError, match="Received: mixed_precision='bf16'"):
+        train_lib.resolve_mixed_precision("bf16")
+
+
+def test_cpu_amx_detection_reads_the_cpu_flags():
+    from keras_resnets import train as train_lib
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next(line for line in f if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        pytest.skip("no /proc/cpuinfo flags here")
+    assert train_lib._cpu_has_amx_bf16() == ("amx_bf16" in flags)
