@@ -90,6 +90,10 @@ def run_group(spec):
 
         model = spec.pop("model")
         return memory.run(model, **spec)
+    if kind == "onednn":
+        from benchmarks import onednn
+
+        return onednn.run(**spec)
     if kind == "pipeline":
         from benchmarks import pipeline
 
@@ -255,6 +259,12 @@ def _parser():
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--timeout", type=int, default=1800, help="seconds per variant")
 
+    p = with_out(sub.add_parser("onednn", help="a CPU training step's time by oneDNN primitive"))
+    p.add_argument("--model", default="cifar_resnet20")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--precision", default="float32", choices=["float32", "bfloat16"])
+    p.add_argument("--steps", type=int, default=10)
+
     p = with_out(sub.add_parser("pipeline", help="what the CIFAR-10 input pipeline costs fit"))
     p.add_argument("--model", default="cifar_resnet20")
     p.add_argument("--batch-size", type=int, default=128)
@@ -281,6 +291,8 @@ def _parser():
     p = sub.add_parser("report", help="render DIR/benchmarks.json again")
     p.add_argument("--out", required=True)
 
+    p = sub.add_parser("_onednn-worker")  # internal: the logged training steps
+    p.add_argument("spec")
     p = sub.add_parser("_group")  # internal: one group in a subprocess
     p.add_argument("spec")
     p = sub.add_parser("_memory-worker")  # internal: one memory variant in a subprocess
@@ -309,6 +321,9 @@ def _spec_from_args(args):
         return {"kind": "memory", "model": args.model, "variants": args.variants,
                 "batch_size": args.batch_size, "input_size": args.input_size,
                 "classes": args.classes, "steps": args.steps, "timeout": args.timeout}
+    if c == "onednn":
+        return {"kind": "onednn", "model": args.model, "batch_size": args.batch_size,
+                "precision": args.precision, "steps": args.steps}
     if c == "pipeline":
         return {"kind": "pipeline", "model": args.model, "batch_size": args.batch_size,
                 "data": args.data, "steps": args.steps, "repeats": args.repeats,
@@ -363,6 +378,11 @@ def _run_all(args, argv):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser().parse_args(argv)
+    if args.command == "_onednn-worker":
+        from benchmarks import onednn
+
+        onednn.worker(**json.loads(args.spec))
+        return 0
     if args.command == "_group":
         result = run_group(json.loads(args.spec))
         print(RESULT_PREFIX + json.dumps(result, default=str), flush=True)

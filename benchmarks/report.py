@@ -188,6 +188,34 @@ def markdown(results):
         lines.append(f"bf16 / fp32 speed: training step {speedups or '-'}; matmul {mm or '-'}.")
         lines.append("")
 
+    onednn = _groups(results, "onednn")
+    for model in dict.fromkeys(g["model"] for g in onednn):
+        by_precision = {g.get("precision", "float32"): g for g in onednn if g["model"] == model}
+        precisions = list(by_precision)
+        batch = next(iter(by_precision.values()))["batch_size"]
+        lines += [f"## Where the training step's time goes ({model}, batch {batch}, oneDNN's "
+                  f"own timing)", "",
+                  "ms per step, from ONEDNN_VERBOSE (which itself slows the step a little). "
+                  "`other` is the step's wall time less oneDNN's primitives: TensorFlow's "
+                  "elementwise ops, the optimizer's updates, dispatch.", "",
+                  "| part | " + " | ".join(f"{p} ms" for p in precisions)
+                  + (" | float32 / bfloat16 |" if len(precisions) == 2 else " |"),
+                  "| --- |" + " --- |" * (len(precisions) + (len(precisions) == 2))]
+        parts = list(dict.fromkeys(k for g in by_precision.values()
+                                   for k in g["primitive_ms_per_step"]))
+        rows = [(part, [g["primitive_ms_per_step"].get(part) for g in by_precision.values()])
+                for part in parts]
+        rows += [("other", [g["other_ms_per_step"] for g in by_precision.values()]),
+                 ("whole step", [g["step_ms"] for g in by_precision.values()])]
+        for part, values in rows:
+            cells = " | ".join(_fmt(v, 1) for v in values)
+            ratio = ""
+            if len(values) == 2:
+                ratio = " | " + (_fmt(values[0] / values[1]) + "x"
+                                 if values[0] and values[1] else "-")
+            lines.append(f"| {part} | {cells}{ratio} |")
+        lines.append("")
+
     for g in _groups(results, "pipeline"):
         train = g["train"]
         lines += [f"## Input pipeline cost ({g['model']}, {g.get('precision', 'float32')}, "

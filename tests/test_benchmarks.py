@@ -212,3 +212,37 @@ def test_pipeline_cost_tiny():
     assert result["pipeline_cost"] == pytest.approx(1 - ratio)
     text = report.markdown({"groups": [result]})
     assert "## Input pipeline cost" in text
+
+
+def test_onednn_log_is_summed_inside_the_window():
+    from benchmarks import onednn
+
+    log = "\n".join([
+        "onednn_verbose,v1,primitive,info,template:timestamp,operation,engine,primitive",
+        "onednn_verbose,v1,999.0,primitive,exec,cpu,convolution,brg:avx512,forward_training,"
+        "src,attr,alg,mb2,5.0",  # before the window
+        "onednn_verbose,v1,1000.5,primitive,exec,cpu,convolution,brg:avx512,forward_training,"
+        "src,attr,alg,mb2,2.0",
+        "onednn_verbose,v1,1001.0,primitive,exec,cpu,convolution,brg:avx512,forward_training,"
+        "src,attr,alg,mb2,1.5",
+        "onednn_verbose,v1,1001.5,primitive,create:cache_hit,cpu,reorder,jit,undef,s,a,b,c,0.1",
+        "onednn_verbose,v1,1002.0,primitive,exec,cpu,batch_normalization,bnorm,backward,"
+        "src,attr,alg,mb2,0.25",
+        "ONEDNN_WINDOW {}",
+        "onednn_verbose,v1,1003.0,primitive,exec,cpu,reorder,jit,undef,s,a,b,c,9.0",  # after
+    ])
+    totals = onednn.parse(log, 1000.0, 1002.5)
+    assert totals == {("convolution", "forward_training"): 3.5,
+                      ("batch_normalization", "backward"): 0.25}
+
+
+def test_onednn_breakdown_tiny():
+    from benchmarks import onednn
+
+    result = onednn.run("cifar_resnet20", batch_size=2, steps=1, warmup_steps=1, timeout=300)
+    assert result["step_ms"] > 0
+    if not result["primitive_ms_per_step"]:
+        pytest.skip("TensorFlow runs without oneDNN here")
+    assert any(k.startswith("convolution") for k in result["primitive_ms_per_step"])
+    assert result["onednn_ms_per_step"] <= result["step_ms"]
+    assert "## Where the training step's time goes" in report.markdown({"groups": [result]})
