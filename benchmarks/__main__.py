@@ -129,7 +129,8 @@ def run_group_subprocess(spec, *, timeout):
 def _same_group(a, b):
     keys = ("kind", "model", "batch_size", "input_size", "size", "run", "target")
     same = all(a.get(k) == b.get(k) for k in keys)
-    return same and a.get("precision", "float32") == b.get("precision", "float32")
+    return (same and a.get("precision", "float32") == b.get("precision", "float32")
+            and bool(a.get("jit_compile")) == bool(b.get("jit_compile")))
 
 
 def _header(results, command, *, quick=False):

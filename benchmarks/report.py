@@ -27,6 +27,8 @@ def goals(results):
     names = {"torch": "PyTorch eager channels_last", "keras_plain": "a plain keras.layers model",
              "keras_app": "keras.applications"}
     for g in _groups(results, "throughput"):
+        if g.get("jit_compile"):  # the goals are about the default settings
+            continue
         train = g.get("results", {}).get("train", {})
         precision = g.get("precision", "float32")
         for peer, name in names.items():
@@ -128,8 +130,9 @@ def markdown(results):
         for g in throughput:
             for mode, by_label in g["results"].items():
                 for label, s in by_label.items():
+                    xla = " XLA" if g.get("jit_compile") else ""
                     lines.append(
-                        f"| {g['model']} | {g.get('precision', 'float32')} | "
+                        f"| {g['model']} | {g.get('precision', 'float32')}{xla} | "
                         f"{g['batch_size']} | {g['input_size']} | {mode} | "
                         f"{label} | {_fmt(s['images_per_second'], 1)} | "
                         f"{_fmt(1e3 * s['step_seconds_median'], 0)} | "
@@ -264,6 +267,7 @@ def chart_rows(results):
         for mode, by_label in g["results"].items():
             for label, s in by_label.items():
                 precision = " bf16" if g.get("precision") == "bfloat16" else ""
+                precision += " XLA" if g.get("jit_compile") else ""
                 if label == "keras_resnets memory_efficient":
                     # Same sense as the memory rows: > 1 when the efficient variant is faster.
                     rows.append((f"{g['model']} {mode} step time: plain / efficient "

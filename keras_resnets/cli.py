@@ -48,7 +48,8 @@ def _parser():
                                   "(default: $KERAS_RESNETS_DATA, else a search)")
     p.add_argument("--out", default="runs/run", help="the run folder (re-use it to resume)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--mixed-precision", choices=["float32", "mixed_float16", "mixed_bfloat16", "auto"],
+    p.add_argument("--mixed-precision",
+                   choices=["float32", "mixed_float16", "mixed_bfloat16", "auto"],
                    help="auto: mixed_bfloat16 on hardware with native bfloat16 (AMX CPUs, "
                         "Ampere+ GPUs), float32 elsewhere. Default: float32")
     p.add_argument("--jit-compile", action="store_true", help="compile the step with XLA")

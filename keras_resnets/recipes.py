@@ -124,7 +124,8 @@ class SmoothedSparseCrossentropy(keras.losses.Loss):
 
     def call(self, y_true, y_pred):
         classes = keras.ops.shape(y_pred)[-1]
-        one_hot = keras.ops.one_hot(keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32"), classes)
+        labels = keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32")
+        one_hot = keras.ops.one_hot(labels, classes)
         return keras.losses.categorical_crossentropy(
             one_hot, y_pred, label_smoothing=self.label_smoothing
         )

@@ -102,7 +102,7 @@ def bn_of(values, name, epsilon):
 
 
 def epsilon_of(layer):
-    eps = {l.epsilon for l in layer._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)}
+    eps = {sub.epsilon for sub in layer._flatten_layers() if isinstance(sub, keras.layers.BatchNormalization)}
     assert len(eps) == 1
     return eps.pop()
 
@@ -838,5 +838,6 @@ def test_models_use_the_package_batch_norm():
     import keras_resnets
 
     model = keras_resnets.build("cifar_resnet", depth=20)
-    bns = [l for l in model._flatten_layers(include_self=False) if isinstance(l, keras.layers.BatchNormalization)]
-    assert bns and all(type(l) is BatchNormalization for l in bns)
+    bns = [layer for layer in model._flatten_layers(include_self=False)
+           if isinstance(layer, keras.layers.BatchNormalization)]
+    assert bns and all(type(layer) is BatchNormalization for layer in bns)

@@ -120,7 +120,7 @@ def test_save_load_round_trip(name, tmp_path):
     model.save(path)
     loaded = keras.saving.load_model(path)  # no custom_objects: every layer is registered
     assert loaded.name == model.name
-    assert [l.name for l in loaded.layers] == [l.name for l in model.layers]
+    assert [lyr.name for lyr in loaded.layers] == [lyr.name for lyr in model.layers]
     np.testing.assert_array_equal(_predict(loaded, x), y)
 
 
@@ -333,7 +333,7 @@ def test_densenet121_macs_match_torchvision():
 @pytest.mark.parametrize("name, kwargs", [("cifar_resnet", {"depth": 20}), ("highway", {})])
 def test_mixed_precision(mixed_float16, name, kwargs):
     model = keras_resnets.build(name, **kwargs)
-    convs = [l for l in model._flatten_layers() if isinstance(l, keras.layers.Conv2D)]
+    convs = [lyr for lyr in model._flatten_layers() if isinstance(lyr, keras.layers.Conv2D)]
     assert convs
     for conv in convs:
         assert conv.compute_dtype == "float16", conv.name

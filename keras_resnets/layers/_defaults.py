@@ -81,7 +81,6 @@ def batch_norm(*, name, data_format=None, zero_init=False, dtype=None):
     )
 
 
-
 def common_config(layer):
     """The get_config entries every package layer shares."""
     return {

@@ -1,4 +1,5 @@
-"""DenseBlock and TransitionLayer (Huang et al. 2017, "Densely Connected Convolutional Networks")."""
+"""DenseBlock and TransitionLayer (Huang et al. 2017, "Densely Connected Convolutional
+Networks")."""
 
 import keras
 from keras import ops
@@ -68,7 +69,9 @@ class DenseBlock(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         if not isinstance(num_layers, int) or num_layers < 1:
-            raise ValueError(f"`num_layers` must be an int >= 1. Received: num_layers={num_layers!r}")
+            raise ValueError(
+                f"`num_layers` must be an int >= 1. Received: num_layers={num_layers!r}"
+            )
         if not isinstance(growth_rate, int) or growth_rate < 1:
             raise ValueError(
                 f"`growth_rate` must be an int >= 1. Received: growth_rate={growth_rate!r}"
@@ -105,7 +108,9 @@ class DenseBlock(keras.layers.Layer):
         )
 
     def _bn(self, name):
-        return _defaults.batch_norm(name=name, data_format=self.data_format, dtype=self.dtype_policy)
+        return _defaults.batch_norm(
+            name=name, data_format=self.data_format, dtype=self.dtype_policy
+        )
 
     def _build_pair(self, bn, conv, shape):
         """Build a BN/conv pair in this block's order; return the pair's output shape."""
@@ -140,7 +145,9 @@ class DenseBlock(keras.layers.Layer):
             self.bns.append(bn)
             self.convs.append(conv)
             self.dropouts.append(
-                keras.layers.Dropout(self.dropout_rate, name=f"layer{i}_dropout", dtype=self.dtype_policy)
+                keras.layers.Dropout(
+                    self.dropout_rate, name=f"layer{i}_dropout", dtype=self.dtype_policy
+                )
                 if self.dropout_rate
                 else None
             )
@@ -318,7 +325,9 @@ class TransitionLayer(keras.layers.Layer):
         return int(self.compression * in_channels)
 
     def build(self, input_shape):
-        self.bn = _defaults.batch_norm(name="bn", data_format=self.data_format, dtype=self.dtype_policy)
+        self.bn = _defaults.batch_norm(
+            name="bn", data_format=self.data_format, dtype=self.dtype_policy
+        )
         self.conv = _defaults.conv2d(
             self._out_channels(input_shape[self._axis]),
             1,

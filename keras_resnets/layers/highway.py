@@ -1,7 +1,6 @@
 """HighwayUnit: y = H(x) * T(x) + x * (1 - T(x)) (Srivastava et al. 2015)."""
 
 import keras
-from keras import ops
 
 from keras_resnets.layers import _defaults
 

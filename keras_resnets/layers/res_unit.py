@@ -130,7 +130,9 @@ class ResUnit(keras.layers.Layer):
         for i, (filters, kernel_size, strides) in enumerate(specs, start=1):
             last = i == len(specs)
             bn = self._bn(f"bn{i}", zero_init=last and zero_bn)
-            conv = self._conv(filters, kernel_size, f"conv{i}", strides, zero_init=last and zero_conv)
+            conv = self._conv(
+                filters, kernel_size, f"conv{i}", strides, zero_init=last and zero_conv
+            )
             if self.preactivation:
                 bn.build(shape)
                 conv.build(shape)

@@ -31,8 +31,9 @@ def cifar_highway(
     """A convolutional highway network for CIFAR-10 (Srivastava et al. 2015, section 4.1).
 
     Stem: conv3x3 with 16 filters; three stages of `HighwayUnit`s of widths 16, 32 and 64 (the
-    CIFAR ResNets' widths), each later stage entered through a 1x1 widening conv and 2x2 max pooling (the paper's
-    networks downsample with max pooling); global average pooling and the classifier.
+    CIFAR ResNets' widths), each later stage entered through a 1x1 widening conv and 2x2 max
+    pooling (the paper's networks downsample with max pooling); global average pooling and
+    the classifier.
 
     This is the paper's design, not a layer-by-layer copy: its CIFAR-10 networks were
     FitNet-shaped (Romero et al. 2015), with widths that change inside a stage, which a
