@@ -199,8 +199,10 @@ def markdown(results):
         lines += [f"## Where the training step's time goes ({model}, batch {batch}, oneDNN's "
                   f"own timing)", "",
                   "ms per step, from ONEDNN_VERBOSE (which itself slows the step a little). "
-                  "`other` is the step's wall time less oneDNN's primitives: TensorFlow's "
-                  "elementwise ops, the optimizer's updates, dispatch.", "",
+                  "TensorFlow runs independent ops at once on the cores (a convolution's "
+                  "input and weight gradients, say), so the primitives' times can add up to "
+                  "more than the step's wall time; the rest of the step is TensorFlow's own "
+                  "elementwise ops, the optimizer's updates and dispatch.", "",
                   "| part | " + " | ".join(f"{p} ms" for p in precisions)
                   + (" | float32 / bfloat16 |" if len(precisions) == 2 else " |"),
                   "| --- |" + " --- |" * (len(precisions) + (len(precisions) == 2))]
@@ -208,8 +210,9 @@ def markdown(results):
                                    for k in g["primitive_ms_per_step"]))
         rows = [(part, [g["primitive_ms_per_step"].get(part) for g in by_precision.values()])
                 for part in parts]
-        rows += [("other", [g["other_ms_per_step"] for g in by_precision.values()]),
-                 ("whole step", [g["step_ms"] for g in by_precision.values()])]
+        rows += [("sum of oneDNN primitives", [g["onednn_ms_per_step"]
+                                               for g in by_precision.values()]),
+                 ("whole step (wall clock)", [g["step_ms"] for g in by_precision.values()])]
         for part, values in rows:
             cells = " | ".join(_fmt(v, 1) for v in values)
             ratio = ""
@@ -242,7 +245,8 @@ def markdown(results):
         for g in tta:
             wall = f"{g['wall_time_seconds'] / 60:.1f} min" if g["reached"] else "-"
             lines.append(f"| {g['run']} | {g.get('model', '?')} {g.get('model_kwargs', '')} "
-                         f"{g.get('recipe', '')} | {g['target']:.3f} | "
+                         f"{g.get('recipe', '')} {g.get('mixed_precision') or 'float32'} | "
+                         f"{g['target']:.3f} | "
                          f"{g['epoch'] or 'not reached'} | {wall} | "
                          f"{g['best_val_accuracy']:.4f} | {g['epochs_run']} |")
         lines.append("")
