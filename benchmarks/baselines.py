@@ -15,6 +15,7 @@ Peers:
 """
 
 import re
+import warnings
 
 import keras
 import numpy as np
@@ -272,7 +273,8 @@ def torch_model(spec, *, shortcut="B", classes):
 
 
 class TorchContender:
-    """A PyTorch model in eager mode, channels_last, with the same two steps."""
+    """A PyTorch model in eager mode, channels_last, with the same two steps, on the GPU
+    when torch sees one (autocast then runs on CUDA, and each step waits for the device)."""
 
     framework = "torch"
 
@@ -283,21 +285,30 @@ class TorchContender:
         torch.manual_seed(seed)
         self.torch = torch
         self.label = label
-        self.model = model.to(memory_format=torch.channels_last)
+        with warnings.catch_warnings():
+            # A CUDA build of torch on a machine without a GPU warns here; that is expected.
+            warnings.simplefilter("ignore", UserWarning)
+            self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.model = model.to(self.device, memory_format=torch.channels_last)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.1, momentum=0.9)
         self.autocast_dtype = autocast_dtype
         h, w, c = input_shape
         gen = torch.Generator().manual_seed(seed)
         self.x = (torch.rand(batch_size, c, h, w, generator=gen) * 255).contiguous(
-            memory_format=torch.channels_last)
-        self.y = torch.randint(0, classes, (batch_size,), generator=gen)
+            memory_format=torch.channels_last).to(self.device)
+        self.y = torch.randint(0, classes, (batch_size,), generator=gen).to(self.device)
 
     def _autocast(self):
         import contextlib
 
         if self.autocast_dtype is None:
             return contextlib.nullcontext()
-        return self.torch.autocast("cpu", dtype=self.autocast_dtype)
+        return self.torch.autocast(self.device, dtype=self.autocast_dtype)
+
+    def _finish(self):
+        # CUDA runs asynchronously: a step is timed until the device is done with it.
+        if self.device == "cuda":
+            self.torch.cuda.synchronize()
 
     def train_step(self):
         self.model.train()
@@ -306,11 +317,13 @@ class TorchContender:
             loss = self.torch.nn.functional.cross_entropy(self.model(self.x), self.y)
         loss.backward()
         self.optimizer.step()
+        self._finish()
 
     def infer_step(self):
         self.model.eval()
         with self.torch.inference_mode(), self._autocast():
             self.model(self.x)
+        self._finish()
 
 
 def configure_torch_threads():
