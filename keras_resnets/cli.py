@@ -60,6 +60,9 @@ def _parser():
                         "(see docs/distributed.md). --batch-size is the global batch")
     p.add_argument("--scale-lr", action="store_true",
                    help="linear scaling rule: lr x batch size / the recipe's, with a warm-up")
+    p.add_argument("--pipeline", default="auto", choices=["auto", "tf.data", "numpy"],
+                   help="the input pipeline. auto (default): tf.data where TensorFlow is "
+                        "installed, else NumPy (JAX or PyTorch backend without TensorFlow)")
     p.add_argument("--export", metavar="NAME",
                    help="after training, export best.keras to saved_models/NAME/<version>")
     p.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2])
@@ -121,6 +124,7 @@ def _train(args):
         test_limit=args.test_limit,
         distribute=args.distribute,
         scale_lr=args.scale_lr,
+        engine=args.pipeline,
         verbose=args.verbose,
     )
     if args.export and summary["distribute"]["is_chief"]:  # only the chief exports
@@ -167,9 +171,12 @@ def _export(args):
     if not Path(args.checkpoint).exists():
         raise ValueError(f"No checkpoint at {args.checkpoint}.")
     model = keras.saving.load_model(args.checkpoint, compile=False)
-    path = export(model, os.path.join(args.base, args.name), version=args.version,
-                  overwrite=args.overwrite, class_names=_class_names_for(args.checkpoint),
-                  dtype=args.dtype)
+    try:
+        path = export(model, os.path.join(args.base, args.name), version=args.version,
+                      overwrite=args.overwrite, class_names=_class_names_for(args.checkpoint),
+                      dtype=args.dtype)
+    except RuntimeError as error:  # e.g. the wrong backend: one line, not a stack trace
+        raise ValueError(str(error)) from None
     print(f"Exported {args.checkpoint} to {path}")
     return path
 

@@ -6,6 +6,10 @@ returns batched `tf.data` pipelines with the ResNet paper's augmentation on the 
 horizontal flip). The models normalise their inputs themselves, so images come out as float32
 raw pixel values in [0, 255] and labels as sparse int32.
 
+TensorFlow is optional here: without it (the JAX or PyTorch backend alone, as on a GPU
+machine with no TensorFlow), Pillow decodes the images and `ArrayBatches`, a
+`keras.utils.PyDataset`, makes the batches with NumPy (`engine="numpy"`).
+
 Where the data comes from (`source`, else `$KERAS_RESNETS_DATA`, else a search):
 
 - `"tfds"`: TensorFlow Datasets' `cifar10`, read from TFDS's data dir (`$TFDS_DATA_DIR`, by
@@ -45,8 +49,11 @@ model.fit(ds.train, validation_data=ds.test, epochs=...)
 ```
 """
 
+import concurrent.futures
 import dataclasses
+import functools
 import hashlib
+import io
 import json
 import os
 import pickle
@@ -61,8 +68,8 @@ import warnings
 from pathlib import Path
 from pathlib import PurePosixPath
 
+import keras
 import numpy as np
-import tensorflow as tf
 
 __all__ = [
     "CIFAR10_CLASSES",
@@ -75,6 +82,7 @@ __all__ = [
     "load_arrays",
     "load_cifar10",
     "make_pipeline",
+    "ArrayBatches",
 ]
 
 # Label order of the original CIFAR-10 batches, TFDS and `keras.datasets` (also alphabetical).
@@ -131,8 +139,9 @@ class Datasets:
     """What `load_cifar10` returns.
 
     Attributes:
-        train: `tf.data.Dataset` of `(images, labels)` batches: float32 `[B, H, W, 3]` in
-            [0, 255] and int32 `[B]`; shuffled and augmented unless asked otherwise.
+        train: `tf.data.Dataset` (or, with `engine="numpy"`, an `ArrayBatches`) of
+            `(images, labels)` batches: float32 `[B, H, W, 3]` in [0, 255] and int32 `[B]`;
+            shuffled and augmented unless asked otherwise.
         test: `tf.data.Dataset` likewise, in file order, not augmented, last batch kept.
         class_names: the class names, in label order.
         num_train: number of training examples (before dropping the last partial batch).
@@ -140,8 +149,8 @@ class Datasets:
         source: human-readable description of where the data came from.
     """
 
-    train: tf.data.Dataset
-    test: tf.data.Dataset
+    train: typing.Any  # tf.data.Dataset or ArrayBatches
+    test: typing.Any
     class_names: list
     num_train: int
     num_test: int
@@ -159,6 +168,7 @@ def load_cifar10(
     shuffle=True,
     train_limit=None,
     test_limit=None,
+    engine=None,
 ):
     """Returns batched CIFAR-10 train and test pipelines, from whichever source is at hand.
 
@@ -180,6 +190,8 @@ def load_cifar10(
         train_limit: if set, keep only this many training examples, taking them class by
             class in turn so that the classes stay balanced (for quick runs and tests).
         test_limit: likewise for the test split.
+        engine: `"tf.data"` or `"numpy"` (see `make_pipeline`). Defaults to `None`:
+            tf.data where TensorFlow is installed, else NumPy.
 
     Returns:
         A `Datasets` with `train`, `test`, `class_names`, `num_train`, `num_test`, `source`.
@@ -207,8 +219,9 @@ def load_cifar10(
         augment=augment,
         drop_remainder=drop_remainder,
         shuffle=shuffle,
+        engine=engine,
     )
-    test = make_pipeline(x_test, y_test, batch_size=batch_size, training=False)
+    test = make_pipeline(x_test, y_test, batch_size=batch_size, training=False, engine=engine)
     return Datasets(
         train=train,
         test=test,
@@ -275,6 +288,7 @@ def make_pipeline(
     first_epoch=None,
     steps_per_epoch=None,
     pad=4,
+    engine=None,
 ):
     """Builds a batched `tf.data` pipeline of `(float32 images, int32 labels)` from arrays.
 
@@ -305,10 +319,14 @@ def make_pipeline(
         steps_per_epoch: batches per epoch of an endless stream, at most a full pass.
             Defaults to `None`: a full pass.
         pad: zero padding before the random crop, in pixels. Defaults to `4`.
+        engine: `"tf.data"`, or `"numpy"` for an `ArrayBatches` (a `keras.utils.PyDataset`
+            that needs no TensorFlow: the JAX or PyTorch backend alone). Defaults to `None`:
+            tf.data where TensorFlow is installed, else NumPy. The two draw their random
+            numbers differently, so their batches differ, but each is reproducible.
 
     Returns:
         A `tf.data.Dataset` of `(images, labels)`: float32 `[B, H, W, C]` with values in
-        [0, 255] and int32 `[B]`.
+        [0, 255] and int32 `[B]`; with `engine="numpy"`, an `ArrayBatches` of the same.
     """
     if len(x) != len(y):
         raise ValueError(f"x and y differ in length. Received: {len(x)} and {len(y)}")
@@ -325,6 +343,13 @@ def make_pipeline(
             f"Received: steps_per_epoch={steps_per_epoch}"
         )
     steps = steps_per_epoch or full_steps
+    if resolve_engine(engine) == "numpy":
+        return ArrayBatches(
+            x, y, batch_size=batch_size, augment=augment, seed=seed, shuffle=shuffle,
+            drop_remainder=drop_remainder, first_epoch=first_epoch, steps_per_epoch=steps,
+            pad=pad,
+        )
+    tf = _tensorflow(required='engine="tf.data"')
     images = tf.constant(np.asarray(x, dtype=np.uint8))
     labels = tf.constant(np.asarray(y, dtype=np.int32))
 
@@ -368,6 +393,8 @@ def make_pipeline(
 
 
 def _fold_in(seed, data):
+    import tensorflow as tf
+
     return tf.random.experimental.stateless_fold_in(seed, tf.cast(data, tf.int64))
 
 
@@ -375,7 +402,8 @@ def benchmark_pipeline(ds, steps=50, *, warmup=1):
     """Iterates `ds` and returns its throughput in images per second.
 
     Args:
-        ds: a `tf.data.Dataset` of batches: `(images, ...)` tuples, dicts or tensors.
+        ds: an `ArrayBatches`, or a `tf.data.Dataset` of batches: `(images, ...)` tuples,
+            dicts or tensors.
         steps: number of batches timed. The dataset is repeated if it is shorter.
             Defaults to `50`.
         warmup: batches read before timing starts (pipeline start-up, buffer filling).
@@ -384,7 +412,10 @@ def benchmark_pipeline(ds, steps=50, *, warmup=1):
     Returns:
         Images per second, as a float.
     """
-    iterator = iter(ds.repeat())
+    if isinstance(ds, ArrayBatches):
+        iterator = (ds[i % len(ds)] for i in range(warmup + steps))
+    else:
+        iterator = iter(ds.repeat())
     for _ in range(warmup):
         next(iterator)
     count = 0
@@ -409,6 +440,8 @@ def _pad_crop_flip(images, seed, *, pad):
     `tf.image` calls inside a per-example map cost far more on few CPU cores. Flipping is
     reversing the crop's column indices.
     """
+    import tensorflow as tf
+
     shape = tf.shape(images)
     batch, height, width = shape[0], shape[1], shape[2]
     padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
@@ -422,6 +455,154 @@ def _pad_crop_flip(images, seed, *, pad):
     cols = tf.where(flip[:, tf.newaxis], tf.reverse(cols, axis=[1]), cols)
     cropped = tf.gather(padded, rows, axis=1, batch_dims=1)
     return tf.gather(cropped, cols, axis=2, batch_dims=1)
+
+
+def pad_crop_flip(images, rng, *, pad=4):
+    """NumPy twin of the tf.data augmentation: pad, random crop, random flip, per image.
+
+    Args:
+        images: `[B, H, W, C]` array.
+        rng: a `numpy.random.Generator`.
+        pad: zero padding on each side, in pixels.
+
+    Returns:
+        An array of `images`' shape and dtype.
+    """
+    batch, height, width = images.shape[:3]
+    padded = np.pad(images, [(0, 0), (pad, pad), (pad, pad), (0, 0)])
+    offsets = rng.integers(0, 2 * pad + 1, size=(batch, 2))
+    flip = rng.random(batch) < 0.5
+    rows = offsets[:, :1] + np.arange(height)
+    cols = offsets[:, 1:] + np.arange(width)
+    cols = np.where(flip[:, None], cols[:, ::-1], cols)
+    return padded[np.arange(batch)[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+
+class ArrayBatches(keras.utils.PyDataset):
+    """Batches of in-memory arrays made with NumPy: a `keras.utils.PyDataset`.
+
+    The pipeline for machines without TensorFlow (JAX or PyTorch backend alone): the same
+    shuffle, pad-crop-flip augmentation and batching as `make_pipeline`'s tf.data pipeline,
+    drawn from NumPy generators seeded by `(seed, epoch, step)`, so every batch is
+    reproducible and a run resumed at epoch `k` (`first_epoch=k`) sees the batches the
+    uninterrupted run saw. Build it with `make_pipeline(..., engine="numpy")`; the arguments
+    are that function's.
+
+    Which epoch is it? Pass `ds.epoch_callback()` to `fit`: it sets `ds.epoch` to fit's own
+    epoch number as each epoch begins, which is exact also for a run resumed by
+    `BackupAndRestore`. Without it, the epoch advances at each `on_epoch_end`, which Keras
+    also calls once before training when it reads a batch to build the optimizer: the
+    epochs are then shifted by one, still reproducibly. Iterating by hand stays in one epoch
+    until `on_epoch_end` is called.
+
+    Batches are prepared in `workers` threads (NumPy's copies release the GIL) and queued
+    ahead of the training step.
+    """
+
+    def __init__(
+        self,
+        x,
+        y,
+        *,
+        batch_size,
+        augment=False,
+        seed=0,
+        shuffle=False,
+        drop_remainder=False,
+        first_epoch=None,
+        steps_per_epoch=None,
+        pad=4,
+        workers=None,
+    ):
+        workers = workers or min(4, os.cpu_count() or 1)
+        super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=8)
+        self.x = np.asarray(x, dtype=np.uint8)
+        self.y = np.asarray(y, dtype=np.int32)
+        self.batch_size = int(batch_size)
+        self.augment = augment
+        # SeedSequence takes non-negative integers only.
+        self.seed = int(seed) % 2**63
+        self.shuffle = shuffle
+        self.pad = pad
+        batches = len(self.x) / self.batch_size
+        self.steps = steps_per_epoch or int(batches if drop_remainder else np.ceil(batches))
+        self.epoch = first_epoch or 0
+        self._order = (None, None)
+        self._lock = threading.Lock()
+        self._rows = (1, 0)
+
+    def process_slice(self, count, index):
+        """Makes each batch this process's rows of the global batch, for multi-process
+        training: rows `[index * n / count, (index + 1) * n / count)` of every `n`-row batch
+        (as `keras_resnets.distribute` slices tf.data batches). Returns `self`."""
+        self._rows = (count, index)
+        return self
+
+    def __len__(self):
+        return self.steps
+
+    def on_epoch_end(self):
+        self.epoch += 1
+
+    def epoch_callback(self):
+        """A Keras callback that sets `self.epoch` to fit's epoch at the start of each one."""
+        return keras.callbacks.LambdaCallback(
+            on_epoch_begin=lambda epoch, logs=None: setattr(self, "epoch", epoch)
+        )
+
+    def _epoch_order(self, epoch):
+        with self._lock:
+            if self._order[0] != epoch:
+                order = np.arange(len(self.x))
+                if self.shuffle:
+                    order = np.random.default_rng([self.seed, epoch, 0]).permutation(len(self.x))
+                self._order = (epoch, order)
+            return self._order[1]
+
+    def __getitem__(self, index):
+        if not 0 <= index < self.steps:
+            raise IndexError(f"batch {index} of a {self.steps}-batch epoch")
+        epoch = self.epoch
+        start = index * self.batch_size
+        indices = self._epoch_order(epoch)[start:start + self.batch_size]
+        images = self.x[indices]
+        if self.augment:
+            rng = np.random.default_rng([self.seed, epoch, index + 1])
+            images = pad_crop_flip(images, rng, pad=self.pad)
+        labels = self.y[indices]
+        count, part = self._rows
+        if count > 1:
+            size = len(indices) // count
+            images, labels = (a[part * size:(part + 1) * size] for a in (images, labels))
+        return images.astype(np.float32), labels
+
+
+def resolve_engine(engine=None):
+    """`"tf.data"` or `"numpy"`: what `make_pipeline(engine=engine)` builds here."""
+    if engine is None or engine == "auto":
+        return "tf.data" if _tensorflow() is not None else "numpy"
+    if engine not in ("tf.data", "numpy"):
+        raise ValueError(
+            f"`engine` must be one of 'auto', 'tf.data', 'numpy'. Received: engine={engine!r}"
+        )
+    return engine
+
+
+def _tensorflow(required=None):
+    """The `tensorflow` module, or None where it is not installed.
+
+    With `required` (what needs it), a missing TensorFlow raises an ImportError saying so.
+    """
+    try:
+        import tensorflow as tf
+    except ImportError:
+        if required:
+            raise ImportError(
+                f"{required} needs TensorFlow, which is not installed here. Install it "
+                "(`pip install tensorflow`) or use the NumPy pipeline (engine=\"numpy\")."
+            ) from None
+        return None
+    return tf
 
 
 def balanced_subset(x, y, limit):
@@ -801,19 +982,28 @@ class _Raised(typing.NamedTuple):
     error: BaseException
 
 
-@tf.function(input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
-def _decode_many(encoded):
-    # One graph call per chunk: TF decodes in C++ threads without holding the GIL, so it
-    # overlaps with the archive readers, and skips eager per-call overhead.
-    return tf.map_fn(
-        _decode_one,
-        encoded,
-        fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8),
-        parallel_iterations=16,
-    )
+@functools.cache
+def _tf_decoder():
+    """The chunk decoder, a `tf.function` made on first use (TensorFlow is optional)."""
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
+    def decode_many(encoded):
+        # One graph call per chunk: TF decodes in C++ threads without holding the GIL, so it
+        # overlaps with the archive readers, and skips eager per-call overhead.
+        return tf.map_fn(
+            _tf_decode_one,
+            encoded,
+            fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8),
+            parallel_iterations=16,
+        )
+
+    return decode_many
 
 
-def _decode_one(encoded):
+def _tf_decode_one(encoded):
+    import tensorflow as tf
+
     # tf.io.decode_image reads PNG, JPEG, GIF, BMP and WebP; channels=3 turns greyscale,
     # palette and RGBA images into RGB.
     return tf.io.decode_image(encoded, channels=3, expand_animations=False)
@@ -822,23 +1012,44 @@ def _decode_one(encoded):
 def _decode_chunk(chunk):
     """Decodes `[(split, class, path, bytes)]` to `[(split, class, path, image or error)]`.
 
-    The fast path decodes the whole chunk at once. It fails as a whole if any image is
-    corrupt or sized differently; the chunk is then decoded one image at a time to find out
-    which, so that errors name each bad file.
+    With TensorFlow, the fast path decodes the whole chunk at once. It fails as a whole if
+    any image is corrupt or sized differently; the chunk is then decoded one image at a time
+    to find out which, so that errors name each bad file. Without TensorFlow, Pillow decodes.
     """
+    tf = _tensorflow()
+    if tf is None:
+        return _pil_decode_chunk(chunk)
     try:
-        images = _decode_many(tf.constant([data for *_, data in chunk])).numpy()
+        images = _tf_decoder()(tf.constant([data for *_, data in chunk])).numpy()
         return [(split, name, path, image) for (split, name, path, _), image in zip(chunk, images)]
     except tf.errors.OpError:
         pass
     decoded = []
     for split, class_name, path, data in chunk:
         try:
-            result = _decode_one(tf.constant(data)).numpy()
+            result = _tf_decode_one(tf.constant(data)).numpy()
         except tf.errors.OpError as error:
             result = _DecodeError(re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:\w+\]", "", error.message))
         decoded.append((split, class_name, path, result))
     return decoded
+
+
+def _pil_decode_one(data):
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            # The first frame of an animation, in RGB, as tf.io.decode_image(channels=3) gives.
+            return np.asarray(image.convert("RGB"))
+    except Exception as error:  # Pillow raises OSError, SyntaxError, ValueError, ...
+        return _DecodeError(f"{type(error).__name__}: {error}")
+
+
+def _pil_decode_chunk(chunk):
+    # Pillow releases the GIL while it decodes, so threads decode in parallel.
+    with concurrent.futures.ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+        images = list(pool.map(_pil_decode_one, [data for *_, data in chunk]))
+    return [(split, name, path, image) for (split, name, path, _), image in zip(chunk, images)]
 
 
 class _DecodeError(str):

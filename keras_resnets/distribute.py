@@ -266,6 +266,10 @@ class AverageReplicaStatistics(keras.callbacks.Callback):
 
 def _process_slice(ds, count, index):
     """Rows `[index * n / count, (index + 1) * n / count)` of every batch of `n` rows."""
+    from keras_resnets.data import ArrayBatches
+
+    if isinstance(ds, ArrayBatches):
+        return ds.process_slice(count, index)
     import tensorflow as tf
 
     def take(*batch):

@@ -25,7 +25,6 @@ import uuid
 from pathlib import Path
 
 import keras
-import tensorflow as tf
 
 SERVING_DEFAULT = "serving_default"
 SERVING_BYTES = "serving_bytes"
@@ -86,6 +85,8 @@ def export(
             "process started with KERAS_BACKEND=tensorflow and export from there. "
             f"Current backend: {keras.config.backend()!r}"
         )
+    import tensorflow as tf  # only export needs TensorFlow: imported on use
+
     if dtype not in ("float32", "keep"):
         raise ValueError(f"`dtype` must be 'float32' or 'keep'. Received: dtype={dtype!r}")
     height, width = _input_size(model, image_size)
@@ -181,6 +182,8 @@ def verify(path):
     Example:
     >>> verify("saved_models/cifar_resnet20")["signatures"]["serving_default"]["outputs"]
     """
+    import tensorflow as tf
+
     version_dir = _find_version_dir(Path(path))
     loaded = tf.saved_model.load(str(version_dir))
     signatures = {}
@@ -214,6 +217,8 @@ def _serving_module(model, *, height, width, class_names, apply_softmax):
     while the serving graph reads the original, so TF Serving, which loads through that
     restore op (TF1-style session), fails with "Could not find variable ...".
     """
+    import tensorflow as tf
+
     module = tf.Module()
     module.model_variables = [variable.value for variable in model.variables]
     input_dtype = model.inputs[0].dtype
@@ -252,6 +257,8 @@ def _checked_images(images, *, height, width):
     must be evenly divisible by filter depth") or, for a wrong height and width, is silently
     classified. The check reads `tf.shape` at run time, which Grappler cannot fold.
     """
+    import tensorflow as tf
+
     shape = tf.shape(images)
     # Padding makes a rank < 4 request a mismatch rather than a slicing error; the trailing 0
     # requires rank 4 (a rank 5 request is then caught by `ensure_shape` below).
@@ -275,6 +282,8 @@ def _checked_images(images, *, height, width):
 
 def _decoded_images(image_bytes, *, height, width):
     """Decode a `[batch]` string tensor of encoded images to float32 `[batch, H, W, 3]`."""
+    import tensorflow as tf
+
     shape = tf.shape(image_bytes)
     padded = tf.pad(shape, [[0, 2]])
     is_batch = tf.logical_and(tf.equal(tf.size(image_bytes), padded[0]), tf.equal(padded[1], 0))
@@ -459,6 +468,8 @@ def _publish(tmp, target, *, version, overwrite):
 def _write_metadata(
     version_dir, *, model, version, height, width, num_classes, class_names, apply_softmax
 ):
+    import tensorflow as tf
+
     import keras_resnets
 
     metadata = {

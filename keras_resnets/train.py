@@ -185,17 +185,25 @@ def _trim_history(history_path, initial_epoch):
 
 
 def machine_description():
-    import tensorflow as tf
+    tf = data_lib._tensorflow()
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
 
+        accelerators = [str(d) for d in jax.devices() if d.platform != "cpu"]
+    elif tf is not None:
+        accelerators = [d.name for d in tf.config.list_physical_devices("GPU")]
+    else:
+        accelerators = []
     return {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "keras": keras.__version__,
-        "tensorflow": tf.__version__,
-        "backend": keras.backend.backend(),
-        "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+        "tensorflow": tf.__version__ if tf is not None else None,
+        "backend": backend,
+        "gpus": accelerators,
     }
 
 
@@ -216,6 +224,7 @@ def train(
     test_limit=None,
     distribute="none",
     scale_lr=False,
+    engine=None,
     verbose=1,
 ):
     """Train a registered model on CIFAR-10 with `model.fit`; return the run's summary dict.
@@ -246,6 +255,8 @@ def train(
             global batch, split across the replicas.
         scale_lr: apply the linear scaling rule with warm-up (Goyal et al. 2017): learning
             rate times `batch_size / recipe.batch_size`. Defaults to False.
+        engine: the input pipeline, "tf.data" or "numpy" (see `keras_resnets.data`).
+            Defaults to tf.data where TensorFlow is installed, else NumPy.
         verbose: Keras's progress bar (1), one line per epoch (2) or silent (0).
     """
     model_kwargs = dict(model_kwargs or {})
@@ -289,11 +300,13 @@ def train(
 
     # The training stream is indexed by epoch, so a resumed run sees exactly the batches the
     # uninterrupted run would have seen from `initial_epoch` on.
+    engine = data_lib.resolve_engine(engine)
     train_ds = data_lib.make_pipeline(
         x_train, y_train, batch_size=batch_size, training=True, seed=seed,
-        first_epoch=initial_epoch, steps_per_epoch=steps,
+        first_epoch=initial_epoch, steps_per_epoch=steps, engine=engine,
     )
-    test_ds = data_lib.make_pipeline(x_test, y_test, batch_size=256, training=False)
+    test_ds = data_lib.make_pipeline(x_test, y_test, batch_size=256, training=False,
+                                     engine=engine)
     train_ds, test_ds = dist.distribute_datasets(train_ds, test_ds)
 
     with dist.scope():
@@ -301,17 +314,25 @@ def train(
                     **model_kwargs)
         net.compile(**recipe.compile_kwargs(net, steps_per_epoch=steps, epochs=epochs,
                                             jit_compile=jit_compile))
-    callbacks = dist.callbacks() + [  # first: the statistics are averaged before any save
+    if isinstance(train_ds, data_lib.ArrayBatches):  # its epoch follows fit's (resumes too)
+        callbacks = [train_ds.epoch_callback()]
+    else:
+        callbacks = []
+    callbacks += dist.callbacks() + [  # first: the statistics are averaged before any save
         WallClock(images_per_epoch=steps * batch_size, elapsed_before=elapsed_before),
         # delete_checkpoint=False: re-running a finished run re-reports it instead of retraining.
         keras.callbacks.BackupAndRestore(
             str(backup_dir), double_checkpoint=True, delete_checkpoint=False
         ),
         keras.callbacks.CSVLogger(str(history_path), append=True),
-        keras.callbacks.TensorBoard(str(out / "tensorboard")),
         AtomicModelCheckpoint(out, best=best_before),
         PlotErrors(history_path, out / "errors.png", title=net.name),
     ]
+    if data_lib._tensorflow() is not None:  # Keras's TensorBoard writes through tf.summary
+        callbacks.insert(-2, keras.callbacks.TensorBoard(str(out / "tensorboard")))
+    elif verbose:
+        print("TensorBoard logs skipped: Keras writes them through TensorFlow, which is not "
+              "installed here. history.csv and errors.png hold the curves.")
     (out / "run.json").write_text(json.dumps({
         "model": model, "model_kwargs": model_kwargs, "recipe": recipe.name,
         "class_names": list(arrays.class_names), "data": arrays.source, "argv": sys.argv,
@@ -343,6 +364,7 @@ def train(
         "seed": seed,
         "mixed_precision": policy,
         "jit_compile": jit_compile,
+        "pipeline": engine,
         "data": arrays.source,
         "num_train": len(x_train),
         "num_test": len(x_test),
