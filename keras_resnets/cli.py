@@ -52,7 +52,10 @@ def _parser():
                    choices=["float32", "mixed_float16", "mixed_bfloat16", "auto"],
                    help="auto: mixed_bfloat16 on hardware with native bfloat16 (AMX CPUs, "
                         "Ampere+ GPUs), float32 elsewhere. Default: float32")
-    p.add_argument("--jit-compile", action="store_true", help="compile the step with XLA")
+    p.add_argument("--jit-compile", nargs="?", const="on", default="auto",
+                   choices=["auto", "on", "off"],
+                   help="compile the step with XLA. auto (default): on for JAX and for "
+                        "TensorFlow on a GPU, off for TensorFlow on a CPU; --jit-compile alone: on")
     p.add_argument("--train-limit", type=int, help="use only this many training images")
     p.add_argument("--test-limit", type=int, help="use only this many test images")
     p.add_argument("--distribute", default="none", choices=["none", "mirrored", "multi_worker"],
@@ -119,7 +122,7 @@ def _train(args):
         out=args.out,
         seed=args.seed,
         mixed_precision=args.mixed_precision,
-        jit_compile=args.jit_compile,
+        jit_compile={"on": True, "off": False}.get(args.jit_compile, "auto"),
         train_limit=args.train_limit,
         test_limit=args.test_limit,
         distribute=args.distribute,

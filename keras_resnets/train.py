@@ -219,7 +219,7 @@ def train(
     out="runs/run",
     seed=0,
     mixed_precision=None,
-    jit_compile=False,
+    jit_compile="auto",
     train_limit=None,
     test_limit=None,
     distribute="none",
@@ -247,7 +247,10 @@ def train(
         mixed_precision: None (float32), "mixed_float16", "mixed_bfloat16" or "auto":
             mixed_bfloat16 where the hardware computes bfloat16 natively (AMX CPUs, Ampere
             and later GPUs, TPUs; see `has_native_bfloat16`), float32 elsewhere.
-        jit_compile: bool, compile the train step with XLA. Defaults to False.
+        jit_compile: True, False or "auto", as in `model.compile`: compile the train step
+            with XLA. Defaults to "auto", Keras's choice: on for JAX (without it a JAX step
+            runs op by op) and for TensorFlow on a GPU, off for TensorFlow on a CPU (where XLA
+            does not use oneDNN's convolutions and trains about 2x slower) and for PyTorch.
         train_limit, test_limit: use only this many images (quick runs and tests).
         distribute: "none", "mirrored" (the GPUs of this host), "multi_worker" (hosts listed
             in `TF_CONFIG`), a `tf.distribute.Strategy` or a `keras.distribution`
@@ -363,7 +366,7 @@ def train(
         "batch_size": batch_size,
         "seed": seed,
         "mixed_precision": policy,
-        "jit_compile": jit_compile,
+        "jit_compile": bool(net.jit_compile),  # what "auto" became
         "pipeline": engine,
         "data": arrays.source,
         "num_train": len(x_train),
