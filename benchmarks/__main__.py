@@ -130,7 +130,12 @@ def _same_group(a, b):
     keys = ("kind", "model", "batch_size", "input_size", "size", "run", "target")
     same = all(a.get(k) == b.get(k) for k in keys)
     return (same and a.get("precision", "float32") == b.get("precision", "float32")
-            and bool(a.get("jit_compile")) == bool(b.get("jit_compile")))
+            and _xla(a.get("jit_compile")) == _xla(b.get("jit_compile")))
+
+
+def _xla(value):
+    # Results hold what "auto" became (a bool); an errored group keeps its spec's "on"/"off".
+    return value is True or value == "on"
 
 
 def _header(results, command, *, quick=False):
@@ -241,7 +246,10 @@ def _parser():
     p.add_argument("--warmup-steps", type=int, default=2)
     p.add_argument("--shortcut", default="B", choices=["A", "B"],
                    help="CIFAR ResNets: the shortcut all sides use (default B, projections)")
-    p.add_argument("--jit-compile", action="store_true", help="XLA for the Keras models")
+    p.add_argument("--jit-compile", nargs="?", const="on", default="auto",
+                   choices=["auto", "on", "off"],
+                   help="XLA for the Keras models. auto (default): on for JAX and for TF on a "
+                        "GPU, off for TF on a CPU")
     p.add_argument("--precision", default="float32", choices=["float32", "bfloat16"],
                    help="bfloat16: Keras models under mixed_bfloat16, torch under autocast")
     p.add_argument("--time-budget", type=float, help="stop repeating after this many seconds")
@@ -314,7 +322,8 @@ def _spec_from_args(args):
                 "batch_size": args.batch_size, "input_size": args.input_size,
                 "classes": args.classes, "modes": args.modes, "steps": args.steps,
                 "repeats": args.repeats, "warmup_steps": args.warmup_steps,
-                "shortcut": args.shortcut, "jit_compile": args.jit_compile,
+                "shortcut": args.shortcut,
+                "jit_compile": {"on": True, "off": False}.get(args.jit_compile, "auto"),
                 "time_budget": args.time_budget, "precision": args.precision}
     if c == "matmul":
         return {"kind": "matmul", "size": args.size, "repeats": args.repeats}

@@ -170,7 +170,7 @@ class KerasContender:
 
     framework = "keras"
 
-    def __init__(self, label, model, *, batch_size, jit_compile=False, seed=0):
+    def __init__(self, label, model, *, batch_size, jit_compile="auto", seed=0):
         import keras
 
         self.label = label

@@ -27,7 +27,7 @@ def goals(results):
     names = {"torch": "PyTorch eager channels_last", "keras_plain": "a plain keras.layers model",
              "keras_app": "keras.applications"}
     for g in _groups(results, "throughput"):
-        if g.get("jit_compile"):  # the goals are about the default settings
+        if g.get("jit_compile") and not g.get("xla_default"):  # goals: the default settings
             continue
         train = g.get("results", {}).get("train", {})
         precision = g.get("precision", "float32")

@@ -10,8 +10,11 @@ from keras_resnets.utils import count_macs
 
 
 def build_contenders(spec, *, peers, batch_size, input_size, classes, shortcut="B",
-                     jit_compile=False, dtype_policy=None, torch_autocast=None, label_suffix=""):
+                     jit_compile="auto", dtype_policy=None, torch_autocast=None, label_suffix=""):
     """`[(label, contender, macs_per_image)]` for our model and each requested peer.
+
+    `jit_compile` is `model.compile`'s: "auto" is on for JAX (whose steps otherwise run op by
+    op) and for TensorFlow on a GPU, and off for TensorFlow on a CPU.
 
     `dtype_policy` ("mixed_bfloat16") builds the Keras models under that policy;
     `torch_autocast` ("bfloat16") runs the torch model under CPU autocast.
@@ -117,7 +120,7 @@ PRECISIONS = {
 
 
 def run(spec, *, peers=None, batch_size=32, input_size=None, classes=None, modes=("train",
-        "inference"), steps=3, repeats=5, warmup_steps=2, shortcut="B", jit_compile=False,
+        "inference"), steps=3, repeats=5, warmup_steps=2, shortcut="B", jit_compile="auto",
         time_budget=None, fp32_peak_gflops=None, precision="float32"):
     """One throughput group; returns a JSON-ready dict.
 
@@ -147,7 +150,9 @@ def run(spec, *, peers=None, batch_size=32, input_size=None, classes=None, modes
         "input_size": input_size,
         "classes": classes,
         "shortcut": shortcut if baselines.cifar_depth(spec) is not None else None,
-        "jit_compile": jit_compile,
+        # What "auto" became for our model (every Keras contender resolves it alike).
+        "jit_compile": bool(contenders[0][1].model.jit_compile),
+        "xla_default": jit_compile == "auto",
         "precision": precision,
         "steps": steps,
         "repeats": repeats,
