@@ -289,6 +289,8 @@ class TorchContender:
             # A CUDA build of torch on a machine without a GPU warns here; that is expected.
             warnings.simplefilter("ignore", UserWarning)
             self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        if self.device == "cuda":
+            torch.backends.cudnn.benchmark = True  # PyTorch's best setting for fixed shapes
         self.model = model.to(self.device, memory_format=torch.channels_last)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.1, momentum=0.9)
         self.autocast_dtype = autocast_dtype
