@@ -482,8 +482,9 @@ class ArrayBatches(keras.utils.PyDataset):
     """Batches of in-memory arrays made with NumPy: a `keras.utils.PyDataset`.
 
     The pipeline for machines without TensorFlow (JAX or PyTorch backend alone): the same
-    shuffle, pad-crop-flip augmentation and batching as `make_pipeline`'s tf.data pipeline,
-    drawn from NumPy generators seeded by `(seed, epoch, step)`, so every batch is
+    kind of shuffle, pad-crop-flip augmentation and batching as `make_pipeline`'s tf.data
+    pipeline (other random numbers, so other batches), drawn from NumPy generators seeded
+    by `(seed, epoch, step)`, so every batch is
     reproducible and a run resumed at epoch `k` (`first_epoch=k`) sees the batches the
     uninterrupted run saw. Build it with `make_pipeline(..., engine="numpy")`; the arguments
     are that function's.
@@ -495,8 +496,8 @@ class ArrayBatches(keras.utils.PyDataset):
     epochs are then shifted by one, still reproducibly. Iterating by hand stays in one epoch
     until `on_epoch_end` is called.
 
-    Batches are prepared in `workers` threads (NumPy's copies release the GIL) and queued
-    ahead of the training step.
+    Batches are prepared in `workers` threads, queued ahead of the training step (Keras's
+    own PyDataset machinery), so their preparation overlaps the step.
     """
 
     def __init__(
