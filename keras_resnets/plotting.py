@@ -36,6 +36,7 @@ def plot_runs(runs, path, *, title=None):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -52,6 +53,7 @@ def plot_runs(runs, path, *, title=None):
             ax.plot(epochs, [100 * (1 - r["val_accuracy"]) for r in rows], color=color,
                     linewidth=2.0, label=f"{label} test".strip())
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # no epoch 1.5
     ax.set_ylabel("error (%)")
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
