@@ -110,12 +110,12 @@ def _tiny_data(path):
     return path
 
 
-def _run(name, data, out, distribute, *, batch_norm=False, epochs=EPOCHS):
+def _run(name, data, out, distribute, *, batch_norm=False, epochs=EPOCHS, engine=None):
     """One `train` call of the worker script, writing `name`.npz (weights) and `name`.json."""
     return {"name": name, "train": dict(
         data=str(data), out=str(out), distribute=distribute, epochs=epochs,
         steps_per_epoch=STEPS, batch_size=BATCH, recipe="fast", seed=3,
-        model_kwargs={"batch_norm": batch_norm})}
+        model_kwargs={"batch_norm": batch_norm}, engine=engine)}
 
 
 class Processes:
@@ -203,21 +203,22 @@ def _result(folder, name, out=None):
 
 
 def _run_one_host(tmp_path_factory, backend, runs):
-    """`runs` (name, distribute, batch_norm) one after the other in one subprocess."""
+    """`runs` (name, distribute, batch_norm[, engine]) one after the other in one subprocess."""
     folder = tmp_path_factory.mktemp(f"one_host_{backend}")
     data = _tiny_data(folder / "tiny.npz")
     procs = Processes(folder)
     env = {"KERAS_BACKEND": backend}
     if backend == "jax":
         env.update(JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=2")
-    specs = [_run(name, data, folder / name, how, batch_norm=bn) for name, how, bn in runs]
+    specs = [_run(name, data, folder / name, how, batch_norm=bn, engine=(engine or [None])[0])
+             for name, how, bn, *engine in runs]
     try:
         proc = procs.start("one_host", {"logical_cpus": 2 if backend == "tensorflow" else 0,
                                         "runs": specs}, env=env)
         assert procs.wait(proc, timeout=TIMEOUT) == 0, _tail(proc)
     finally:
         procs.kill_all()
-    return {name: _result(folder, name, folder / name) for name, _, _ in runs}
+    return {name: _result(folder, name, folder / name) for name, *_ in runs}
 
 
 @pytest.fixture(scope="module")
@@ -397,15 +398,22 @@ def test_jax_data_parallel_matches_one_device(tmp_path_factory):
     """keras.distribution.DataParallel over two (forced host) devices, the JAX 'mirrored'.
 
     With BatchNormalization: XLA computes the statistics over the whole sharded batch, so on JAX
-    even a BN model follows the one-device run."""
+    even a BN model follows the one-device run. The same holds with the NumPy pipeline (the
+    input path where TensorFlow is not installed), whose batches differ from tf.data's."""
     pytest.importorskip("jax")
     runs = _run_one_host(tmp_path_factory, "jax", [
-        ("none", "none", True), ("mirrored", "mirrored", True)])
-    assert runs["mirrored"]["summary"]["distribute"]["engine"] == "DataParallel"
-    assert runs["mirrored"]["summary"]["distribute"]["num_replicas"] == 2
-    _assert_same_curves(runs["mirrored"]["history"], runs["none"]["history"])
-    for a, b in zip(runs["mirrored"]["weights"], runs["none"]["weights"]):
-        np.testing.assert_allclose(a, b, rtol=RTOL, atol=1e-6)
+        ("none", "none", True), ("mirrored", "mirrored", True),
+        ("none_np", "none", True, "numpy"), ("mirrored_np", "mirrored", True, "numpy")])
+    for suffix, pipeline in (("", "tf.data"), ("_np", "numpy")):
+        mirrored, one = runs["mirrored" + suffix], runs["none" + suffix]
+        assert mirrored["summary"]["pipeline"] == pipeline
+        assert mirrored["summary"]["distribute"]["engine"] == "DataParallel"
+        assert mirrored["summary"]["distribute"]["num_replicas"] == 2
+        _assert_same_curves(mirrored["history"], one["history"])
+        for a, b in zip(mirrored["weights"], one["weights"]):
+            np.testing.assert_allclose(a, b, rtol=RTOL, atol=1e-6)
+    # Other batches, so another curve: the NumPy run really used its own pipeline.
+    assert runs["none_np"]["history"][0]["loss"] != runs["none"]["history"][0]["loss"]
 
 
 @pytest.mark.slow
