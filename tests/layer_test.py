@@ -91,7 +91,9 @@ def run_layer_test(
     config = layer.get_config()
     json.dumps(config)  # a .keras file stores it as JSON
     for key, value in init_kwargs.items():
-        if key in _SERIALISED_ARGS or not (value is None or isinstance(value, (bool, int, float, str))):
+        if key in _SERIALISED_ARGS or not (
+            value is None or isinstance(value, (bool, int, float, str))
+        ):
             continue
         assert key in config, f"get_config() lacks {key!r}"
         assert config[key] == value, (key, config[key], value)
@@ -99,9 +101,7 @@ def run_layer_test(
     assert revived.get_config() == config
     revived.build(input_shape)
     revived.set_weights(layer.get_weights())
-    np.testing.assert_allclose(
-        _numpy(revived(x, training=False)), _numpy(y), rtol=1e-6, atol=1e-6
-    )
+    np.testing.assert_allclose(_numpy(revived(x, training=False)), _numpy(y), rtol=1e-6, atol=1e-6)
 
     if run_training_check:
         if run_eagerly is None:
@@ -121,7 +121,9 @@ def _check_training_and_saving(layer_cls, init_kwargs, x, expect_all_updated, ru
     model = keras.Model(inputs, outputs)
     # Adam moves every weight with a non-zero gradient by about the learning rate, so "did
     # not change" means "got no gradient", not "got a small one".
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-2), loss="mse", run_eagerly=run_eagerly)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=1e-2), loss="mse", run_eagerly=run_eagerly
+    )
 
     trainable_before = [_numpy(w) for w in layer.trainable_weights]
     non_trainable_before = [_numpy(w) for w in layer.non_trainable_weights]
@@ -149,4 +151,6 @@ def _check_training_and_saving(layer_cls, init_kwargs, x, expect_all_updated, ru
         loaded = keras.saving.load_model(path)  # no custom_objects: the layer is registered
     assert type(loaded.layers[1]) is layer_cls
     assert loaded.layers[1].get_config() == layer.get_config()
-    np.testing.assert_array_equal(_numpy(loaded(x, training=False)), _numpy(model(x, training=False)))
+    np.testing.assert_array_equal(
+        _numpy(loaded(x, training=False)), _numpy(model(x, training=False))
+    )

@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 from keras import ops
 
-from keras_resnets.layers import BatchNormalization, DenseBlock, HighwayUnit, ResUnit, TransitionLayer
+from keras_resnets.layers import (
+    BatchNormalization,
+    DenseBlock,
+    HighwayUnit,
+    ResUnit,
+    TransitionLayer,
+)
 from layer_test import run_layer_test
 
 TF = keras.backend.backend() == "tensorflow"
@@ -36,7 +42,11 @@ def np_conv2d(x, kernel, strides=1, bias=None):
     out = np.zeros((n, oh, ow, cout))
     for i in range(kh):
         for j in range(kw):
-            patch = xp[:, i : i + strides * (oh - 1) + 1 : strides, j : j + strides * (ow - 1) + 1 : strides]
+            patch = xp[
+                :,
+                i : i + strides * (oh - 1) + 1 : strides,
+                j : j + strides * (ow - 1) + 1 : strides,
+            ]
             out += patch @ kernel[i, j]
     return out if bias is None else out + bias
 
@@ -102,7 +112,11 @@ def bn_of(values, name, epsilon):
 
 
 def epsilon_of(layer):
-    eps = {sub.epsilon for sub in layer._flatten_layers() if isinstance(sub, keras.layers.BatchNormalization)}
+    eps = {
+        sub.epsilon
+        for sub in layer._flatten_layers()
+        if isinstance(sub, keras.layers.BatchNormalization)
+    }
     assert len(eps) == 1
     return eps.pop()
 
@@ -194,7 +208,9 @@ def _res_unit_weight_counts(kwargs, in_channels, out_channels):
 
 
 RES_UNIT_CASES = [
-    pytest.param(b, p, s, st, id=f"{'bottleneck' if b else 'basic'}-{'v2' if p else 'v1'}-{s}-s{st}")
+    pytest.param(
+        b, p, s, st, id=f"{'bottleneck' if b else 'basic'}-{'v2' if p else 'v1'}-{s}-s{st}"
+    )
     for b in (False, True)
     for p in (True, False)
     for s in ("A", "B", "C", "none")
@@ -222,7 +238,9 @@ def test_res_unit_contract(bottleneck, preactivation, shortcut, strides):
 @pytest.mark.parametrize(
     "extra, in_size",
     [
-        pytest.param(dict(use_bias=True, kernel_regularizer="l2", kernel_size=5), SIZE, id="bias-l2-k5"),
+        pytest.param(
+            dict(use_bias=True, kernel_regularizer="l2", kernel_size=5), SIZE, id="bias-l2-k5"
+        ),
         pytest.param(dict(zero_init_residual=True), SIZE, id="zero_init"),
         pytest.param({}, 7, id="odd-input"),
     ],
@@ -271,9 +289,7 @@ DENSE_CASES = [
     pytest.param(dict(), id="plain"),
     pytest.param(dict(bottleneck=True), id="bottleneck"),
     pytest.param(dict(dropout_rate=0.2), id="dropout"),
-    pytest.param(
-        dict(preactivation=False, include_input=False, output_mode="last"), id="article"
-    ),
+    pytest.param(dict(preactivation=False, include_input=False, output_mode="last"), id="article"),
     pytest.param(dict(bottleneck=True, memory_efficient=True), id="memory_efficient"),
 ]
 
@@ -299,7 +315,9 @@ def test_dense_block_contract(extra):
         pytest.param({}, (BATCH, 8, 8, 10), (BATCH, 4, 4, 5), id="default"),
         # floor(0.5 * 9) = 4 channels; 2x2 'valid' pooling of 9 pixels leaves 4.
         pytest.param(dict(compression=0.5), (BATCH, 9, 9, 9), (BATCH, 4, 4, 4), id="odd"),
-        pytest.param(dict(compression=1.0, pool=False), (BATCH, 8, 8, 10), (BATCH, 8, 8, 10), id="no-pool"),
+        pytest.param(
+            dict(compression=1.0, pool=False), (BATCH, 8, 8, 10), (BATCH, 8, 8, 10), id="no-pool"
+        ),
     ],
 )
 def test_transition_layer_contract(kwargs, in_shape, out_shape):
@@ -316,7 +334,9 @@ def test_transition_layer_contract(kwargs, in_shape, out_shape):
 @pytest.mark.parametrize(
     "layer_cls, kwargs, out_channels, trainable, non_trainable",
     [
-        pytest.param(ResUnit, dict(filters=2 * CHANNELS, strides=2), 2 * CHANNELS, 7, 4, id="res_unit"),
+        pytest.param(
+            ResUnit, dict(filters=2 * CHANNELS, strides=2), 2 * CHANNELS, 7, 4, id="res_unit"
+        ),
         pytest.param(
             DenseBlock,
             dict(num_layers=2, growth_rate=GROWTH, bottleneck=True, memory_efficient=True),
@@ -414,8 +434,14 @@ def test_res_unit_matches_numpy_with_bias(rng):
     unit.build(x.shape)
     values = randomise(unit, rng)
     expected = np_res_unit(
-        x.astype("float64"), values, epsilon_of(unit), bottleneck=False, preactivation=True,
-        strides=1, shortcut="B", out_channels=CHANNELS,
+        x.astype("float64"),
+        values,
+        epsilon_of(unit),
+        bottleneck=False,
+        preactivation=True,
+        strides=1,
+        shortcut="B",
+        out_channels=CHANNELS,
     )
     assert_close(unit(x, training=False), expected)
 
@@ -484,8 +510,9 @@ def test_zero_init_residual_starts_as_identity(rng, preactivation, training):
 
 def test_zero_init_residual_bottleneck(rng):
     for preactivation in (True, False):
-        unit = ResUnit(CHANNELS // 4, bottleneck=True, preactivation=preactivation,
-                       zero_init_residual=True)
+        unit = ResUnit(
+            CHANNELS // 4, bottleneck=True, preactivation=preactivation, zero_init_residual=True
+        )
         x = random_input(rng, (BATCH, SIZE, SIZE, CHANNELS))
         y = to_numpy(unit(x, training=False))
         np.testing.assert_allclose(y, x if preactivation else relu(x), atol=1e-6)
@@ -539,8 +566,7 @@ def test_highway_gate_starts_at_its_bias(rng, gate_bias):
 # --------------------------------------------------------------------------------------
 
 
-def np_dense_block(x, v, eps, *, num_layers, bottleneck, preactivation, include_input,
-                   output_mode):
+def np_dense_block(x, v, eps, *, num_layers, bottleneck, preactivation, include_input, output_mode):
     """Huang et al. 2017, section 3: layer i maps the concatenation of [x, y_0..y_i-1]."""
 
     def unit(h, bn, conv):
@@ -617,7 +643,9 @@ def _loss_and_grads(layer, x, r):
 def test_memory_efficient_dense_block_is_the_same_function(rng, bottleneck):
     """(e) Recomputation (Pleiss et al. 2017) changes memory, not outputs or gradients."""
     x = random_input(rng, (BATCH, SIZE, SIZE, CHANNELS))
-    blocks = [DenseBlock(LAYERS, GROWTH, bottleneck=bottleneck, memory_efficient=m) for m in (False, True)]
+    blocks = [
+        DenseBlock(LAYERS, GROWTH, bottleneck=bottleneck, memory_efficient=m) for m in (False, True)
+    ]
     for b in blocks:
         b.build(x.shape)
     randomise(blocks[0], rng)
@@ -642,7 +670,9 @@ def test_memory_efficient_dense_block_is_the_same_function(rng, bottleneck):
     moved = False
     for w0, w1 in zip(blocks[0].non_trainable_variables, blocks[1].non_trainable_variables):
         moved = moved or not np.array_equal(to_numpy(w0), values_before[w0.path])
-        np.testing.assert_allclose(to_numpy(w1), to_numpy(w0), rtol=1e-5, atol=1e-6, err_msg=w1.path)
+        np.testing.assert_allclose(
+            to_numpy(w1), to_numpy(w0), rtol=1e-5, atol=1e-6, err_msg=w1.path
+        )
     assert moved
 
 
@@ -670,13 +700,21 @@ def _tensorflow_on_cpu_only():
     return not tf.config.list_physical_devices("GPU")
 
 
-@pytest.mark.skipif(_tensorflow_on_cpu_only(), reason="TensorFlow's CPU Conv2D is channels_last only")
+@pytest.mark.skipif(
+    _tensorflow_on_cpu_only(), reason="TensorFlow's CPU Conv2D is channels_last only"
+)
 @pytest.mark.parametrize(
     "layer_cls, kwargs",
     [
         pytest.param(ResUnit, dict(filters=16, strides=2, shortcut="A"), id="res_unit-A"),
-        pytest.param(ResUnit, dict(filters=4, strides=2, bottleneck=True, preactivation=False), id="res_unit-B"),
-        pytest.param(DenseBlock, dict(num_layers=2, growth_rate=4, bottleneck=True), id="dense_block"),
+        pytest.param(
+            ResUnit,
+            dict(filters=4, strides=2, bottleneck=True, preactivation=False),
+            id="res_unit-B",
+        ),
+        pytest.param(
+            DenseBlock, dict(num_layers=2, growth_rate=4, bottleneck=True), id="dense_block"
+        ),
         pytest.param(HighwayUnit, dict(use_batch_norm=True), id="highway"),
         pytest.param(TransitionLayer, {}, id="transition"),
     ],
@@ -689,7 +727,9 @@ def test_channels_first_matches_channels_last(rng, layer_cls, kwargs):
     last.build(x.shape)
     first.build((BATCH, CHANNELS, 7, 7))
     values = randomise(last, rng)
-    first.set_weights([values["/".join(w.path.split("/")[-2:])].astype("float32") for w in first.weights])
+    first.set_weights(
+        [values["/".join(w.path.split("/")[-2:])].astype("float32") for w in first.weights]
+    )
     y_first = to_numpy(first(np.transpose(x, (0, 3, 1, 2)), training=False))
     assert_close(np.transpose(y_first, (0, 2, 3, 1)), to_numpy(last(x, training=False)), 1e-5)
 
@@ -705,11 +745,17 @@ def test_channels_first_matches_channels_last(rng, layer_cls, kwargs):
         pytest.param(lambda: ResUnit(8, shortcut="D"), "Received: shortcut='D'", id="shortcut-D"),
         pytest.param(lambda: ResUnit(8, strides=3), "Received: strides=3", id="strides-3"),
         pytest.param(lambda: ResUnit(0), "Received: filters=0", id="filters-0"),
-        pytest.param(lambda: HighwayUnit(gate_bias_initializer=1.0), "Received", id="positive-gate-bias"),
-        pytest.param(lambda: DenseBlock(3, 4, output_mode="x"), "Received: output_mode='x'", id="output-mode"),
+        pytest.param(
+            lambda: HighwayUnit(gate_bias_initializer=1.0), "Received", id="positive-gate-bias"
+        ),
+        pytest.param(
+            lambda: DenseBlock(3, 4, output_mode="x"), "Received: output_mode='x'", id="output-mode"
+        ),
         pytest.param(lambda: DenseBlock(0, 4), "Received: num_layers=0", id="num-layers-0"),
         pytest.param(lambda: TransitionLayer(0), "Received: compression=0", id="compression-0"),
-        pytest.param(lambda: TransitionLayer(1.5), "Received: compression=1.5", id="compression-1.5"),
+        pytest.param(
+            lambda: TransitionLayer(1.5), "Received: compression=1.5", id="compression-1.5"
+        ),
     ],
 )
 def test_bad_constructor_arguments(make, match):
@@ -821,14 +867,20 @@ def test_batch_norm_training_matches_keras_and_numpy(policy, axis):
         for a, b in zip(g_ours, g_ref):
             np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3 * np.abs(b).max())
         for a, b in zip(ours.non_trainable_weights, ref.non_trainable_weights):
-            np.testing.assert_allclose(ops.convert_to_numpy(a), ops.convert_to_numpy(b), rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(
+                ops.convert_to_numpy(a), ops.convert_to_numpy(b), rtol=1e-5, atol=1e-6
+            )
 
         # The moving statistics moved 10% of the way to the batch's mean and biased variance.
         # The layer sees its input in its compute dtype (bfloat16/float16 under mixed policies).
         x_seen = ops.convert_to_numpy(ops.cast(ops.cast(x, ours.compute_dtype), "float32"))
         y_np, mean, var = _np_bn_training(x_seen.astype("float64"), gamma, beta, axis, 1e-5)
-        np.testing.assert_allclose(ops.convert_to_numpy(ours.moving_mean), 0.1 * mean, rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(ops.convert_to_numpy(ours.moving_variance), 0.9 + 0.1 * var, rtol=1e-5)
+        np.testing.assert_allclose(
+            ops.convert_to_numpy(ours.moving_mean), 0.1 * mean, rtol=1e-5, atol=1e-6
+        )
+        np.testing.assert_allclose(
+            ops.convert_to_numpy(ours.moving_variance), 0.9 + 0.1 * var, rtol=1e-5
+        )
         np.testing.assert_allclose(y_ours, y_np, rtol=tol, atol=tol * np.abs(y_np).max())
     finally:
         keras.mixed_precision.set_global_policy(previous)
@@ -838,6 +890,9 @@ def test_models_use_the_package_batch_norm():
     import keras_resnets
 
     model = keras_resnets.build("cifar_resnet", depth=20)
-    bns = [layer for layer in model._flatten_layers(include_self=False)
-           if isinstance(layer, keras.layers.BatchNormalization)]
+    bns = [
+        layer
+        for layer in model._flatten_layers(include_self=False)
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
     assert bns and all(type(layer) is BatchNormalization for layer in bns)

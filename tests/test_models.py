@@ -23,7 +23,12 @@ SLOW_MODELS = {"resnet152", "resnet152_v2", "resnet200_v2", "densenet264", "resn
 # Saving and loading costs several times the build. The default run round-trips one model of
 # each family and unit type; deeper variants of the same layers run with -m slow.
 SLOW_ROUND_TRIPS = SLOW_MODELS | {
-    "resnet34", "plain34", "resnet101", "resnet101_v2", "densenet169", "densenet201",
+    "resnet34",
+    "plain34",
+    "resnet101",
+    "resnet101_v2",
+    "densenet169",
+    "densenet201",
     "cifar_preact_resnet",  # resnet50_v2's units
     "cifar_densenet_bc",  # densenet121's blocks and transitions
 }
@@ -52,9 +57,7 @@ def _built(name, **kwargs):
     share one model.
     """
     defaults = inspect.signature(get_builder(name)).parameters
-    kwargs = {
-        k: v for k, v in kwargs.items() if k not in defaults or defaults[k].default != v
-    }
+    kwargs = {k: v for k, v in kwargs.items() if k not in defaults or defaults[k].default != v}
     return _build_cached(name, **kwargs)
 
 
@@ -96,7 +99,15 @@ def _layers(model, cls):
 def test_the_registry_is_populated():
     # Guards the parametrisation below against an empty registry.
     names = keras_resnets.list_models()
-    assert {"resnet50", "densenet121", "cifar_resnet", "highway", "resnet", "densenet", "plain"} <= set(names)
+    assert {
+        "resnet50",
+        "densenet121",
+        "cifar_resnet",
+        "highway",
+        "resnet",
+        "densenet",
+        "plain",
+    } <= set(names)
     assert SLOW_MODELS <= set(names)
 
 
@@ -143,9 +154,7 @@ TORCHVISION_PARAMS = {
 }
 
 
-@pytest.mark.parametrize(
-    "name", [_param(n, n in SLOW_MODELS) for n in TORCHVISION_PARAMS]
-)
+@pytest.mark.parametrize("name", [_param(n, n in SLOW_MODELS) for n in TORCHVISION_PARAMS])
 def test_params_match_torchvision(name):
     assert count_params(_small(name)) == TORCHVISION_PARAMS[name]
 
@@ -302,7 +311,13 @@ def test_resnet34_shortcut_options_he_2015_table3():
 # --------------------------------------------------------------------------------------
 
 # He et al. 2015, Table 1, "FLOPs" (multiply-adds) at 224x224, in units of 1e9.
-PAPER_GFLOPS = {"resnet18": 1.8, "resnet34": 3.6, "resnet50": 3.8, "resnet101": 7.6, "resnet152": 11.3}
+PAPER_GFLOPS = {
+    "resnet18": 1.8,
+    "resnet34": 3.6,
+    "resnet50": 3.8,
+    "resnet101": 7.6,
+    "resnet152": 11.3,
+}
 # torchvision.models weight metadata, `_ops` (GFLOPS as multiply-adds, conv and linear) at
 # 224x224: same architectures for the basic-block ResNets and DenseNets. (Its ResNet-50/101/152
 # stride the 3x3, "v1.5", and so count more than Caffe's and ours.)
@@ -360,14 +375,27 @@ def _raised_here(excinfo):
     "name, kwargs, match",
     [
         pytest.param("cifar_resnet", dict(depth=24), "Received: depth=24", id="cifar-depth-24"),
-        pytest.param("resnet50", dict(input_shape=(16, 16, 3)), "Received: input_shape", id="too-small"),
+        pytest.param(
+            "resnet50", dict(input_shape=(16, 16, 3)), "Received: input_shape", id="too-small"
+        ),
         pytest.param("resnet18", dict(shortcut="D"), "Received: shortcut='D'", id="shortcut-D"),
         pytest.param("highway", dict(depth=24), "Received: depth=24", id="article-depth-24"),
-        pytest.param("resnet", dict(input_shape=(64, 64, 3)), "Received: input_shape", id="article-64"),
-        pytest.param("cifar_resnet", dict(input_shape=(32, 32, 1)), "Received: input_shape", id="channels"),
-        pytest.param("densenet121", dict(input_shape=(224, 224, 4)), "Received: input_shape", id="channels-4"),
+        pytest.param(
+            "resnet", dict(input_shape=(64, 64, 3)), "Received: input_shape", id="article-64"
+        ),
+        pytest.param(
+            "cifar_resnet", dict(input_shape=(32, 32, 1)), "Received: input_shape", id="channels"
+        ),
+        pytest.param(
+            "densenet121", dict(input_shape=(224, 224, 4)), "Received: input_shape", id="channels-4"
+        ),
         pytest.param("cifar_densenet", dict(depth=41), "Received: depth=41", id="densenet-depth"),
-        pytest.param("cifar_resnet", dict(pooling="mean", include_top=False), "Received: pooling", id="pooling"),
+        pytest.param(
+            "cifar_resnet",
+            dict(pooling="mean", include_top=False),
+            "Received: pooling",
+            id="pooling",
+        ),
     ],
 )
 def test_bad_arguments(name, kwargs, match):
@@ -414,7 +442,8 @@ def test_article_nets(name, cls, count):
 
 
 @pytest.mark.parametrize(
-    "name, cls", [("highway", HighwayUnit), ("resnet", ResUnit), ("plain", ResUnit), ("densenet", DenseBlock)]
+    "name, cls",
+    [("highway", HighwayUnit), ("resnet", ResUnit), ("plain", ResUnit), ("densenet", DenseBlock)],
 )
 def test_article_depth_10(name, cls):
     model = keras_resnets.build(name, depth=10)
