@@ -5,6 +5,7 @@ Each test runs a real subprocess through `tests/without_tensorflow.py`, which ma
 with Pillow and batches come from `keras_resnets.data.ArrayBatches` (a PyDataset).
 """
 
+import ast
 import io
 import json
 import os
@@ -100,7 +101,7 @@ def test_fit_reads_every_batch_of_each_epoch_once(tmp_path, backend, workers, fi
         done = subprocess.run([sys.executable, *args], cwd=tmp_path, capture_output=True,
                               text=True, timeout=180, env=_env(tmp_path, backend))
     assert done.returncode == 0, done.stderr[-3000:]
-    calls = eval(done.stdout.strip().splitlines()[-1])
+    calls = ast.literal_eval(done.stdout.strip().splitlines()[-1])
     # Before training, Keras may read a batch to build the optimizer (and, on TensorFlow,
     # a few to learn the batches' shapes): any batch, as each is a pure function of
     # (epoch, index). From the first epoch on, each epoch reads its own batches, in order.
