@@ -1,7 +1,8 @@
 """The package layers: the Keras contract (`run_layer_test`) and NumPy references.
 
 The references are written from the papers' equations, in float64 NumPy, with TensorFlow's
-'same' padding written out by hand; they share no code with the layers.
+'same' padding and Torch's symmetric padding written out by hand; they share no code with
+the layers.
 """
 
 import keras
@@ -11,7 +12,9 @@ from keras import ops
 
 from keras_resnets.layers import (
     BatchNormalization,
+    Conv2D,
     DenseBlock,
+    MaxPooling2D,
     HighwayUnit,
     ResUnit,
     TransitionLayer,
@@ -27,18 +30,25 @@ JAX = keras.backend.backend() == "jax"
 # --------------------------------------------------------------------------------------
 
 
-def np_conv2d(x, kernel, strides=1, bias=None):
-    """NHWC convolution with TF/Keras 'same' padding.
+def np_conv2d(x, kernel, strides=1, bias=None, padding="same"):
+    """NHWC convolution with TF/Keras 'same' padding or Torch's symmetric padding.
 
-    Output size ceil(n / s); the total padding max((out - 1) * s + k - n, 0) is split with
-    the odd pixel after: for a 3x3 kernel, stride 2 and an even input, 0 before and 1 after.
+    'same': output size ceil(n / s); the total padding max((out - 1) * s + k - n, 0) is
+    split with the odd pixel after: for a 3x3 kernel, stride 2 and an even input, 0 before
+    and 1 after. 'symmetric': torch's `padding=k // 2`, k // 2 zeros on every side and
+    output size floor((n + 2 (k // 2) - k) / s) + 1.
     """
     n, h, w, _ = x.shape
     kh, kw, _, cout = kernel.shape
-    oh, ow = -(-h // strides), -(-w // strides)
-    ph = max((oh - 1) * strides + kh - h, 0)
-    pw = max((ow - 1) * strides + kw - w, 0)
-    xp = np.pad(x, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
+    if padding == "symmetric":
+        xp = np.pad(x, ((0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)))
+        oh = (h + 2 * (kh // 2) - kh) // strides + 1
+        ow = (w + 2 * (kw // 2) - kw) // strides + 1
+    else:
+        oh, ow = -(-h // strides), -(-w // strides)
+        ph = max((oh - 1) * strides + kh - h, 0)
+        pw = max((ow - 1) * strides + kw - w, 0)
+        xp = np.pad(x, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
     out = np.zeros((n, oh, ow, cout))
     for i in range(kh):
         for j in range(kw):
@@ -167,6 +177,61 @@ def test_np_conv2d_matches_keras_conv2d(rng, size, strides, kernel_size):
     bias = rng.standard_normal(5).astype("float32")
     conv.set_weights([kernel, bias])
     assert_close(conv(x), np_conv2d(x.astype("float64"), kernel, strides, bias), 1e-5)
+
+
+def test_np_conv2d_symmetric_padding_rule(rng):
+    # torch's padding=1 for a 3x3 at stride 2: output (i, j)'s top-left tap is input
+    # (2i - 1, 2j - 1) at even and odd sizes alike.
+    kernel = np.zeros((3, 3, 1, 1))
+    kernel[0, 0] = 1.0
+    for size in (8, 7):
+        x = rng.standard_normal((1, size, size, 1))
+        out = np_conv2d(x, kernel, 2, padding="symmetric")
+        assert out.shape[1] == (size - 1) // 2 + 1
+        np.testing.assert_array_equal(out[:, 0, :], 0.0)
+        np.testing.assert_array_equal(out[:, 1:, 1:], x[:, 1::2, 1::2][:, : out.shape[1] - 1,
+                                                                        : out.shape[1] - 1])
+
+
+@pytest.mark.parametrize("size", [7, 8])
+@pytest.mark.parametrize("strides, kernel_size", [(2, 3), (2, 7), (1, 3)])
+def test_symmetric_conv2d_matches_numpy(rng, size, strides, kernel_size):
+    x = random_input(rng, (2, size, size, 3))
+    conv = Conv2D(5, kernel_size, strides=strides, padding="symmetric")
+    conv.build(x.shape)
+    kernel = rng.standard_normal(conv.kernel.shape).astype("float32")
+    bias = rng.standard_normal(5).astype("float32")
+    conv.set_weights([kernel, bias])
+    expected = np_conv2d(x.astype("float64"), kernel, strides, bias, padding="symmetric")
+    assert tuple(conv.compute_output_shape(x.shape)) == expected.shape
+    assert_close(conv(x), expected, 1e-4)
+    assert Conv2D.from_config(conv.get_config()).get_config() == conv.get_config()
+
+
+def np_max_pool(x, k, s, pad):
+    """Max pooling with `pad` pixels of -inf on every side (torch's MaxPool2d semantics)."""
+    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), constant_values=-np.inf)
+    oh, ow = (xp.shape[1] - k) // s + 1, (xp.shape[2] - k) // s + 1
+    return np.stack(
+        [
+            np.stack([xp[:, i * s : i * s + k, j * s : j * s + k].max(axis=(1, 2))
+                      for j in range(ow)], 1)
+            for i in range(oh)
+        ],
+        1,
+    )
+
+
+@pytest.mark.parametrize("size", [7, 8])
+def test_symmetric_max_pool_padding_never_wins(rng, size):
+    # All-negative inputs: zero padding would win the max at the borders; -inf never does.
+    x = -1.0 - np.abs(random_input(rng, (2, size, size, 3)))
+    pool = MaxPooling2D(3, strides=2, padding="symmetric")
+    y = to_numpy(pool(x))
+    expected = np_max_pool(x.astype("float64"), 3, 2, 1)
+    assert y.shape == expected.shape == tuple(pool.compute_output_shape(x.shape))
+    assert (y < 0).all()
+    assert_close(y, expected, 1e-6)
 
 
 # --------------------------------------------------------------------------------------
@@ -366,16 +431,20 @@ def test_fit_step_compiled(layer_cls, kwargs, out_channels, trainable, non_train
 # --------------------------------------------------------------------------------------
 
 
-def np_res_unit(x, v, eps, *, bottleneck, preactivation, strides, shortcut, out_channels):
+def np_res_unit(x, v, eps, *, bottleneck, preactivation, strides, shortcut, out_channels,
+                padding="symmetric", stride_in_1x1=None):
     """The residual unit, from He et al. 2015 (Fig. 2, 5; option A/B/C of section 3.3) and
     He et al. 2016 (Fig. 4e; projections read the pre-activated input, as fb.resnet.torch).
 
-    Strides sit on the first conv, except in the pre-activation bottleneck, where the 3x3
-    (the second conv) strides (fb.resnet.torch).
+    Strides sit on the first conv, except in a bottleneck with `stride_in_1x1=False`
+    (the default of the pre-activation bottleneck, fb.resnet.torch), where the 3x3 (the
+    second conv) strides.
     """
     convs = 3 if bottleneck else 2
     conv_strides = [1] * convs
-    conv_strides[1 if bottleneck and preactivation else 0] = strides
+    if stride_in_1x1 is None:
+        stride_in_1x1 = not preactivation
+    conv_strides[1 if bottleneck and not stride_in_1x1 else 0] = strides
     h = x
     preactivated = None
     for i in range(1, convs + 1):
@@ -385,9 +454,9 @@ def np_res_unit(x, v, eps, *, bottleneck, preactivation, strides, shortcut, out_
             h = relu(bn(h))
             if i == 1:
                 preactivated = h
-            h = np_conv2d(h, kernel, conv_strides[i - 1], bias)
+            h = np_conv2d(h, kernel, conv_strides[i - 1], bias, padding)
         else:
-            h = bn(np_conv2d(h, kernel, conv_strides[i - 1], bias))
+            h = bn(np_conv2d(h, kernel, conv_strides[i - 1], bias, padding))
             if i < convs:
                 h = relu(h)
     in_channels = x.shape[-1]
@@ -412,7 +481,7 @@ def np_res_unit(x, v, eps, *, bottleneck, preactivation, strides, shortcut, out_
 def test_res_unit_matches_numpy(rng, bottleneck, preactivation, shortcut, strides, size):
     kwargs, out_channels = _res_unit_case(bottleneck, preactivation, shortcut, strides)
     x = random_input(rng, (BATCH, size, size, CHANNELS))
-    unit = ResUnit(**kwargs)
+    unit = ResUnit(**kwargs)  # padding="symmetric", the default
     unit.build(x.shape)
     values = randomise(unit, rng)
     expected = np_res_unit(
@@ -426,6 +495,59 @@ def test_res_unit_matches_numpy(rng, bottleneck, preactivation, shortcut, stride
         out_channels=out_channels,
     )
     assert_close(unit(x, training=False), expected)
+
+
+@pytest.mark.parametrize("size", [8, 7])
+@pytest.mark.parametrize("padding", ["symmetric", "same"])
+@pytest.mark.parametrize("bottleneck, stride_in_1x1", [(False, None), (True, True), (True, False)])
+@pytest.mark.parametrize("preactivation", [True, False], ids=["v2", "v1"])
+def test_strided_unit_padding_and_stride_placement(
+    rng, size, padding, bottleneck, stride_in_1x1, preactivation
+):
+    """Stride 2 at an even and an odd size, each padding, each place of the stride."""
+    kwargs, out_channels = _res_unit_case(
+        bottleneck, preactivation, "B", 2, padding=padding, stride_in_1x1=stride_in_1x1
+    )
+    x = random_input(rng, (BATCH, size, size, CHANNELS))
+    unit = ResUnit(**kwargs)
+    unit.build(x.shape)
+    values = randomise(unit, rng)
+    expected = np_res_unit(
+        x.astype("float64"),
+        values,
+        epsilon_of(unit),
+        bottleneck=bottleneck,
+        preactivation=preactivation,
+        strides=2,
+        shortcut="B",
+        out_channels=out_channels,
+        padding=padding,
+        stride_in_1x1=stride_in_1x1,
+    )
+    assert_close(unit(x, training=False), expected)
+    # The two paddings differ at even sizes and agree at odd ones (TF's SAME splits an even
+    # total evenly); a strided 1x1 has no padding, so it is the same either way.
+    other = np_res_unit(
+        x.astype("float64"),
+        values,
+        epsilon_of(unit),
+        bottleneck=bottleneck,
+        preactivation=preactivation,
+        strides=2,
+        shortcut="B",
+        out_channels=out_channels,
+        padding="same" if padding == "symmetric" else "symmetric",
+        stride_in_1x1=stride_in_1x1,
+    )
+    in_1x1 = stride_in_1x1 if stride_in_1x1 is not None else not preactivation
+    assert np.allclose(expected, other) == (size % 2 == 1 or (bottleneck and in_1x1))
+
+
+def test_old_units_load_with_the_padding_they_were_trained_with():
+    config = ResUnit(16, strides=2).get_config()
+    assert config["padding"] == "symmetric"
+    del config["padding"]  # as saved before the argument existed
+    assert ResUnit.from_config(config).padding == "same"
 
 
 def test_res_unit_matches_numpy_with_bias(rng):
@@ -468,7 +590,7 @@ def test_postactivation_projection_unit_written_out(rng, size):
     v = randomise(unit, rng)
     eps = epsilon_of(unit)
     xd = x.astype("float64")
-    h = relu(bn_of(v, "bn1", eps)(np_conv2d(xd, v["conv1/kernel"], 2)))
+    h = relu(bn_of(v, "bn1", eps)(np_conv2d(xd, v["conv1/kernel"], 2, padding="symmetric")))
     h = bn_of(v, "bn2", eps)(np_conv2d(h, v["conv2/kernel"]))
     s = bn_of(v, "shortcut_bn", eps)(np_conv2d(xd, v["shortcut_conv/kernel"], 2))
     assert v["shortcut_conv/kernel"].shape == (1, 1, CHANNELS, 2 * CHANNELS)

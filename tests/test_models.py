@@ -135,6 +135,66 @@ def test_save_load_round_trip(name, tmp_path):
     np.testing.assert_array_equal(_predict(loaded, x), y)
 
 
+def _kernels(model):
+    return [(w.path, keras.ops.convert_to_numpy(w)) for w in model.weights if w.name == "kernel"]
+
+
+def _copies(kernels):
+    """Paths of kernels that equal an earlier kernel of the same shape (all-zero kernels,
+    the zero-initialised residual branches, are not draws and are left out)."""
+    seen, copies = {}, []
+    for path, k in kernels:
+        if not k.any():
+            continue
+        key = (k.shape, k.tobytes())
+        if key in seen:
+            copies.append((path, seen[key]))
+        seen.setdefault(key, path)
+    return copies
+
+
+@pytest.mark.parametrize("name", _model_params(SLOW_MODELS))
+def test_no_two_kernels_start_equal(name):
+    """Each sublayer draws its own kernel: Keras 3 returns identical values from one
+    unseeded initializer instance, so a shared one made every unit's conv1 and conv2 equal."""
+    kernels = _kernels(_small(name))
+    assert len(kernels) > 3
+    assert _copies(kernels) == []
+
+
+@pytest.mark.parametrize("name", ["cifar_resnet", "highway", "cifar_densenet_bc", "resnet18"])
+def test_set_random_seed_makes_a_build_reproducible(name):
+    def build():
+        keras.utils.set_random_seed(7)
+        kwargs = {"input_shape": SMALL_INPUT} if name in IMAGENET_MODELS else {}
+        return _kernels(keras_resnets.build(name, **kwargs))
+
+    first, second = build(), build()
+    assert [p for p, _ in first] == [p for p, _ in second]
+    for (path, a), (_, b) in zip(first, second):
+        np.testing.assert_array_equal(a, b, err_msg=path)
+    keras.utils.set_random_seed(8)
+    other = _kernels(keras_resnets.build(name, **({"input_shape": SMALL_INPUT}
+                                                  if name in IMAGENET_MODELS else {})))
+    assert not np.array_equal(first[0][1], other[0][1])
+
+
+def test_a_seeded_initializer_gives_distinct_reproducible_draws():
+    def unit_kernels():
+        x = keras.Input((8, 8, 16))
+        y = ResUnit(16, kernel_initializer=keras.initializers.HeNormal(seed=3), name="u1")(x)
+        y = ResUnit(16, kernel_initializer=keras.initializers.HeNormal(seed=3), name="u2")(y)
+        y = HighwayUnit(kernel_initializer=keras.initializers.HeNormal(seed=3), name="h")(y)
+        return _kernels(keras.Model(x, y))
+
+    first = unit_kernels()
+    keras.utils.set_random_seed(99)  # an explicit seed does not depend on the global one
+    second = unit_kernels()
+    assert len(first) == 6 and _copies(first) == []
+    for (path, a), (_, b) in zip(first, second):
+        np.testing.assert_array_equal(a, b, err_msg=path)
+
+
 # --------------------------------------------------------------------------------------
 # Parameter counts against independent figures
 # --------------------------------------------------------------------------------------

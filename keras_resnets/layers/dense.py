@@ -37,7 +37,7 @@ class DenseBlock(keras.layers.Layer):
             convolutions in the backward pass instead of storing them (`keras.remat`;
             Pleiss et al. 2017), so that training memory grows linearly, not quadratically,
             with depth. Defaults to False.
-        kernel_initializer: Defaults to "he_normal".
+        kernel_initializer: Defaults to "he_normal"; each convolution gets its own clone.
         kernel_regularizer: Defaults to None.
         data_format: "channels_last" or "channels_first". Defaults to Keras's setting.
 
@@ -102,6 +102,7 @@ class DenseBlock(keras.layers.Layer):
             kernel_size,
             kernel_initializer=self.kernel_initializer,
             kernel_regularizer=self.kernel_regularizer,
+            owner=self.name,
             data_format=self.data_format,
             name=name,
             dtype=self.dtype_policy,
@@ -333,6 +334,7 @@ class TransitionLayer(keras.layers.Layer):
             1,
             kernel_initializer=self.kernel_initializer,
             kernel_regularizer=self.kernel_regularizer,
+            owner=self.name,
             data_format=self.data_format,
             name="conv",
             dtype=self.dtype_policy,

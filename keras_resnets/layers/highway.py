@@ -23,7 +23,7 @@ class HighwayUnit(keras.layers.Layer):
         activation: activation of H. Defaults to "relu".
         use_batch_norm: bool, BN after H's convolution (before its activation). The 2015
             paper and the article have none. Defaults to False.
-        kernel_initializer: Defaults to "he_normal".
+        kernel_initializer: Defaults to "he_normal"; H and T each get their own clone.
         kernel_regularizer: Defaults to None.
         data_format: "channels_last" or "channels_first". Defaults to Keras's setting.
 
@@ -72,6 +72,7 @@ class HighwayUnit(keras.layers.Layer):
             )
         common = dict(
             kernel_regularizer=self.kernel_regularizer,
+            owner=self.name,
             data_format=self.data_format,
             dtype=self.dtype_policy,
         )

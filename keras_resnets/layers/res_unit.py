@@ -8,11 +8,6 @@ from keras_resnets.layers import _defaults
 SHORTCUTS = ("A", "B", "C", "none")
 
 
-def _check_choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(f"`{name}` must be one of {list(choices)}. Received: {name}={value!r}")
-
-
 @keras.saving.register_keras_serializable(package="keras_resnets")
 class ResUnit(keras.layers.Layer):
     """A residual unit: basic or bottleneck, post- or pre-activation, with shortcut A/B/C.
@@ -26,10 +21,14 @@ class ResUnit(keras.layers.Layer):
         filters: int, width of the 3x3 convolutions. The unit outputs `filters` channels,
             or `filters * expansion` when `bottleneck=True`.
         kernel_size: int, the spatial size of the main convolutions. Defaults to 3.
-        strides: int, 1 or 2. Defaults to 1. Basic units and post-activation bottlenecks
-            stride the first convolution (Caffe's ResNet, as in keras.applications); the
-            pre-activation bottleneck strides its 3x3 (fb.resnet.torch, He et al. 2016).
+        strides: int, 1 or 2. Defaults to 1. Basic units stride their first convolution;
+            bottlenecks stride the 1x1 or the 3x3, see `stride_in_1x1`.
         bottleneck: bool, use 1x1-3x3-1x1 instead of 3x3-3x3. Defaults to False.
+        stride_in_1x1: bool or None, where a strided bottleneck strides (Detectron's name).
+            True strides the first 1x1 (ResNet v1 as in Caffe and keras.applications); False
+            strides the 3x3 (torchvision, timm and NVIDIA's "v1.5"; fb.resnet.torch's
+            pre-activation units). Defaults to None: True for post-activation units, False
+            for pre-activation ones.
         expansion: int, output width multiplier of a bottleneck. Defaults to 4.
         preactivation: bool, BN-ReLU before each conv (v2) instead of after (v1).
             Defaults to True, as in the article.
@@ -42,7 +41,10 @@ class ResUnit(keras.layers.Layer):
             conv's kernel (v2, which has no BN at the end). Defaults to False.
         use_bias: bool, biases on the main convolutions. Defaults to False (BN follows);
             the article's slim code has biases, so its network turns them on.
-        kernel_initializer: Defaults to "he_normal".
+        padding: "symmetric" (the default) pads strided 3x3 convolutions by one on every
+            side, as Caffe, Torch and keras.applications do; "same" is TensorFlow's padding,
+            which pads only after at even sizes (the article's TF-slim code).
+        kernel_initializer: Defaults to "he_normal"; each convolution gets its own clone.
         kernel_regularizer: Defaults to None; recipes add weight decay in the optimizer.
         data_format: "channels_last" or "channels_first". Defaults to Keras's setting.
 
@@ -61,11 +63,13 @@ class ResUnit(keras.layers.Layer):
         *,
         strides=1,
         bottleneck=False,
+        stride_in_1x1=None,
         expansion=4,
         preactivation=True,
         shortcut="B",
         zero_init_residual=False,
         use_bias=False,
+        padding="symmetric",
         kernel_initializer=_defaults.KERNEL_INITIALIZER,
         kernel_regularizer=None,
         data_format=None,
@@ -74,12 +78,16 @@ class ResUnit(keras.layers.Layer):
         super().__init__(**kwargs)
         if not isinstance(filters, int) or filters <= 0:
             raise ValueError(f"`filters` must be a positive int. Received: filters={filters!r}")
-        _check_choice("strides", strides, (1, 2))
-        _check_choice("shortcut", shortcut, SHORTCUTS)
+        _defaults.check_choice("strides", strides, (1, 2))
+        _defaults.check_choice("shortcut", shortcut, SHORTCUTS)
+        _defaults.check_choice("stride_in_1x1", stride_in_1x1, (None, True, False))
+        _defaults.check_choice("padding", padding, _defaults.PADDINGS)
         self.filters = filters
         self.kernel_size = kernel_size
         self.strides = strides
         self.bottleneck = bottleneck
+        self.stride_in_1x1 = stride_in_1x1
+        self.padding = padding
         self.expansion = expansion
         self.preactivation = preactivation
         self.shortcut = shortcut
@@ -94,14 +102,16 @@ class ResUnit(keras.layers.Layer):
     def out_channels(self):
         return self.filters * self.expansion if self.bottleneck else self.filters
 
-    def _conv(self, filters, kernel_size, name, strides=1, zero_init=False):
+    def _conv(self, filters, kernel_size, name, strides=1, zero_init=False, use_bias=None):
         return _defaults.conv2d(
             filters,
             kernel_size,
             strides=strides,
-            use_bias=self.use_bias,
+            use_bias=self.use_bias if use_bias is None else use_bias,
             kernel_initializer="zeros" if zero_init else self.kernel_initializer,
             kernel_regularizer=self.kernel_regularizer,
+            padding=self.padding,
+            owner=self.name,
             data_format=self.data_format,
             name=name,
             dtype=self.dtype_policy,
@@ -118,8 +128,10 @@ class ResUnit(keras.layers.Layer):
         zero_bn = self.zero_init_residual and not self.preactivation
         zero_conv = self.zero_init_residual and self.preactivation
         if self.bottleneck:
-            # Where the stride goes: see the class docstring.
-            s1, s2 = (1, s) if self.preactivation else (s, 1)
+            in_1x1 = self.stride_in_1x1
+            if in_1x1 is None:
+                in_1x1 = not self.preactivation
+            s1, s2 = (s, 1) if in_1x1 else (1, s)
             specs = [(f, 1, s1), (f, k, s2), (self.out_channels, 1, 1)]
         else:
             specs = [(f, k, s), (f, k, 1)]
@@ -155,15 +167,8 @@ class ResUnit(keras.layers.Layer):
                 )
             self._pad_channels = self.out_channels - in_channels
         if self._project:
-            self.shortcut_conv = _defaults.conv2d(
-                self.out_channels,
-                1,
-                strides=s,
-                kernel_initializer=self.kernel_initializer,
-                kernel_regularizer=self.kernel_regularizer,
-                data_format=self.data_format,
-                name="shortcut_conv",
-                dtype=self.dtype_policy,
+            self.shortcut_conv = self._conv(
+                self.out_channels, 1, "shortcut_conv", s, use_bias=False
             )
             self.shortcut_conv.build(input_shape)
             if not self.preactivation:
@@ -229,12 +234,21 @@ class ResUnit(keras.layers.Layer):
                 "kernel_size": self.kernel_size,
                 "strides": self.strides,
                 "bottleneck": self.bottleneck,
+                "stride_in_1x1": self.stride_in_1x1,
                 "expansion": self.expansion,
                 "preactivation": self.preactivation,
                 "shortcut": self.shortcut,
                 "zero_init_residual": self.zero_init_residual,
                 "use_bias": self.use_bias,
+                "padding": self.padding,
                 **_defaults.common_config(self),
             }
         )
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        # Units saved before `padding` existed were built with TensorFlow's "same" padding:
+        # load them as they were trained.
+        config = {"padding": "same", **config}
+        return super().from_config(config)

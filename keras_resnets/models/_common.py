@@ -4,6 +4,7 @@ import keras
 from keras import layers
 
 from keras_resnets.layers import _defaults
+from keras_resnets.layers.padding import MaxPooling2D
 
 # Per-channel statistics of the CIFAR-10 training set, for pixels scaled to [0, 1].
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
@@ -24,9 +25,14 @@ def check_depth(family, depth, valid):
         )
 
 
-def check_choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(f"`{name}` must be one of {list(choices)}. Received: {name}={value!r}")
+check_choice = _defaults.check_choice
+
+
+def check_classes(classes):
+    """`classes` must be a positive int (a bool is not a class count)."""
+    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
+        raise ValueError(f"`classes` must be a positive int. Received: classes={classes!r}")
+    return classes
 
 
 def check_input_shape(model_name, input_shape, *, downsampling, max_size=None):
@@ -81,8 +87,7 @@ def head(x, *, include_top, pooling, classes, classifier_activation):
     """Global average pooling and the classifier, or the requested feature pooling."""
     check_choice("pooling", pooling, POOLINGS)
     if include_top:
-        if not isinstance(classes, int) or classes < 1:
-            raise ValueError(f"`classes` must be a positive int. Received: classes={classes!r}")
+        check_classes(classes)
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
         return classifier(x, classes=classes, classifier_activation=classifier_activation)
     if pooling == "avg":
@@ -99,11 +104,19 @@ def classifier(x, *, classes, classifier_activation):
     )(x)
 
 
-def conv_bn_relu(x, filters, kernel_size, *, strides=1, name, relu=True):
+def conv_bn_relu(x, filters, kernel_size, *, strides=1, name, relu=True, padding="symmetric"):
     """A stem/transition convolution: conv, BN and (optionally) ReLU, with fixed names."""
-    x = _defaults.conv2d(filters, kernel_size, strides=strides, name=f"{name}_conv")(x)
+    x = _defaults.conv2d(
+        filters, kernel_size, strides=strides, padding=padding, name=f"{name}_conv"
+    )(x)
     x = _defaults.batch_norm(name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x) if relu else x
+
+
+def stem_pool(x):
+    """The ImageNet stem's 3x3/2 max pooling, padded by one with -inf on every side
+    (torch's `MaxPool2d(3, 2, padding=1)`): the padding never wins the max."""
+    return MaxPooling2D(3, strides=2, padding="symmetric", name="stem_pool")(x)
 
 
 def bn_relu(x, *, name):

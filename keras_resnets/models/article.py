@@ -10,6 +10,8 @@ depth/5 units, each followed by a stride-2 conv3x3 (64 filters, BN-ReLU); a conv
   them; our pipelines give correctly oriented images.
 - standardisation: the article standardises each batch; we normalise with the training set's
   channel statistics inside the model, so predictions do not depend on the batch.
+- padding: kept as the article's code had it, TensorFlow's "same" (only after, at even
+  sizes, for its stride-2 convolutions); the papers' networks pad symmetrically.
 - dense block: kept as the article wrote it (conv-BN-ReLU layers, later layers concatenating
   only earlier outputs, returning the last layer, 64 filters, no growth rate); the paper's
   block is `DenseBlock`'s default and the `cifar_densenet` models.
@@ -56,6 +58,7 @@ def _stage(x, unit, units, stage):
                 WIDTH,
                 shortcut="none" if unit == "plain" else "B",
                 use_bias=True,
+                padding="same",
                 name=name,
             )(x)
     return x
@@ -90,6 +93,8 @@ def article_net(
     _common.check_choice("unit", unit, UNITS)
     _check_depth(depth)
     _common.check_choice("pooling", pooling, _common.POOLINGS)
+    if include_top:
+        _common.check_classes(classes)
     input_shape = tuple(input_shape or (32, 32, 3))
     name = name or f"article_{unit}{depth}"
     _common.check_input_shape(
@@ -101,12 +106,14 @@ def article_net(
         mean=_common.CIFAR10_MEAN,
         std=_common.CIFAR10_STD,
     )
-    x = _common.conv_bn_relu(x, WIDTH, 3, name="stem")
+    x = _common.conv_bn_relu(x, WIDTH, 3, name="stem", padding="same")
     for stage in range(1, STAGES + 1):
         x = _stage(x, unit, depth // STAGES, stage)
-        x = _common.conv_bn_relu(x, WIDTH, 3, strides=2, name=f"stage{stage}_down")
+        x = _common.conv_bn_relu(
+            x, WIDTH, 3, strides=2, name=f"stage{stage}_down", padding="same"
+        )
     if include_top:
-        x = _common.conv_bn_relu(x, classes, 3, name="top", relu=False)
+        x = _common.conv_bn_relu(x, classes, 3, name="top", relu=False, padding="same")
         x = layers.Flatten(name="flatten")(x)
         outputs = layers.Activation(classifier_activation, dtype="float32", name="predictions")(x)
     else:

@@ -1,7 +1,6 @@
 """DenseNets (Huang et al. 2017): the ImageNet DenseNet-BC family and the CIFAR networks."""
 
 import keras
-from keras import layers
 
 from keras_resnets.layers import DenseBlock, TransitionLayer
 from keras_resnets.layers import _defaults
@@ -56,7 +55,8 @@ def imagenet_densenet(
 
     Stem: conv7x7/2 with 2k filters, BN-ReLU, 3x3/2 max pooling; four dense blocks with
     bottlenecks, joined by transitions with compression 0.5; BN-ReLU, global average pooling
-    and the classifier. Matches torchvision's and keras.applications' DenseNets.
+    and the classifier. Computes the same function as torchvision's and keras.applications'
+    DenseNets given their weights (tests/test_weights.py copies both into it).
 
     Args:
         depth: one of `IMAGENET_DEPTHS` (121, 169, 201, 264). Defaults to 121.
@@ -83,7 +83,7 @@ def imagenet_densenet(
         std=_common.IMAGENET_STD,
     )
     x = _common.conv_bn_relu(x, 2 * growth_rate, 7, strides=2, name="stem")
-    x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
+    x = _common.stem_pool(x)
     x = _dense_stages(
         x,
         block_sizes=IMAGENET_DEPTHS[depth],

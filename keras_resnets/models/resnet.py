@@ -2,7 +2,6 @@
 and the CIFAR-10 networks of both papers."""
 
 import keras
-from keras import layers
 
 from keras_resnets.layers import ResUnit
 from keras_resnets.layers import _defaults
@@ -33,13 +32,14 @@ CIFAR_WIDTHS = (16, 32, 64)
 
 
 def _stages(x, *, block, stage_sizes, widths, first_strides, preactivation, shortcut,
-            zero_init_residual):
+            zero_init_residual, stride_in_1x1=None):
     for s, (units, width) in enumerate(zip(stage_sizes, widths), start=1):
         for u in range(1, units + 1):
             x = ResUnit(
                 width,
                 strides=first_strides[s - 1] if u == 1 else 1,
                 bottleneck=block == "bottleneck",
+                stride_in_1x1=stride_in_1x1,
                 preactivation=preactivation,
                 shortcut=shortcut,
                 zero_init_residual=zero_init_residual,
@@ -54,6 +54,7 @@ def imagenet_resnet(
     preactivation=False,
     shortcut="B",
     zero_init_residual=False,
+    stride_in_1x1=None,
     input_shape=None,
     classes=1000,
     include_top=True,
@@ -67,8 +68,11 @@ def imagenet_resnet(
     Stem: conv7x7/2 with 64 filters (BN-ReLU in v1), 3x3/2 max pooling; four stages of
     basic or bottleneck units (`IMAGENET_DEPTHS`), the first unit of stages 2-4 with stride 2;
     v2 ends with BN-ReLU; global average pooling and the classifier. Convolutions have no
-    biases, as in Caffe's and torchvision's models (keras.applications' ResNets carry conv
-    biases: its ResNet50 has 25,636,712 parameters, this one 25,557,032 like torchvision's).
+    biases, as in Caffe's and torchvision's models: 25,557,032 trainable parameters for
+    ResNet-50, torchvision's count. keras.applications' ResNet50 has 25,583,592 trainable
+    ones: the same plus 26,560 conv biases, which fold exactly into the next BN
+    (`keras_resnets.weights`). Strided windows pad symmetrically, as in Caffe, torchvision
+    and keras.applications, so published weights compute the publisher's function.
 
     Args:
         depth: one of `IMAGENET_DEPTHS` (18, 34, 50, 101, 152, 200). Defaults to 50.
@@ -76,6 +80,9 @@ def imagenet_resnet(
         shortcut: "A", "B", "C" (He et al. 2015, Table 3) or "none" (a plain net).
             Defaults to "B".
         zero_init_residual: bool, see `ResUnit`. Defaults to False.
+        stride_in_1x1: bool or None, see `ResUnit`: True strides each bottleneck's first
+            1x1 (v1, Caffe and keras.applications), False its 3x3 (torchvision's "v1.5").
+            Defaults to None: True for v1, False for v2.
         input_shape: Defaults to (224, 224, 3); height and width must be at least 32.
         classes, include_top, pooling, classifier_activation: as in keras.applications.
         include_preprocessing: bool, normalise raw [0, 255] pixels with ImageNet's channel
@@ -107,7 +114,7 @@ def imagenet_resnet(
         x = _defaults.conv2d(64, 7, strides=2, name="stem_conv")(x)
     else:
         x = _common.conv_bn_relu(x, 64, 7, strides=2, name="stem")
-    x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
+    x = _common.stem_pool(x)
     x = _stages(
         x,
         block=block,
@@ -117,6 +124,7 @@ def imagenet_resnet(
         preactivation=preactivation,
         shortcut=shortcut,
         zero_init_residual=zero_init_residual,
+        stride_in_1x1=stride_in_1x1,
     )
     if preactivation:
         x = _common.bn_relu(x, name="post")
@@ -148,7 +156,9 @@ def cifar_resnet_family(
 
     Stem: conv3x3 with 16 filters (BN-ReLU in v1); three stages of widths 16, 32 and 64
     (times 4 for bottleneck units), the first unit of stages 2 and 3 with stride 2; v2 ends
-    with BN-ReLU; global average pooling and the classifier.
+    with BN-ReLU; global average pooling and the classifier. Strided convolutions pad one
+    pixel on every side, as the papers' Torch code does, so that they look at the same
+    pixels as shortcut A's subsampling.
 
     Args:
         depth: v1: one of `CIFAR_DEPTHS` (20, 32, 44, 56, 110, 1202); v2: one of
