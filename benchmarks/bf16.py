@@ -8,6 +8,7 @@ network under `mixed_bfloat16` (Keras) or `torch.autocast(bfloat16)` next to flo
 """
 
 from benchmarks import baselines, machine, throughput
+from keras_resnets.models import get_info
 
 
 def run(model="cifar_resnet20", *, batch_size=128, steps=1, repeats=3, warmup_steps=1,
@@ -15,8 +16,8 @@ def run(model="cifar_resnet20", *, batch_size=128, steps=1, repeats=3, warmup_st
     """Interleaved fp32 / bf16 training steps of `model` plus matmul GFLOP/s per dtype."""
     spec = model
     name, _ = baselines.parse_model(spec)
-    input_size = 32 if name.startswith("cifar_") else 224
-    classes = 10 if name.startswith("cifar_") else 1000
+    info = get_info(name)  # the registry's facts, not the name, say the dataset
+    input_size, classes = info.input_shape[0], info.classes
     peers = ["torch"] if torch_too and "torch" in baselines.peers_for(spec) else []
     contenders = []
     for suffix, policy, autocast in (("", None, None),

@@ -158,9 +158,11 @@ def run(spec, *, variants=("plain", "memory_efficient"), batch_size=64, input_si
     from benchmarks import baselines
 
     name, _ = baselines.parse_model(spec)
-    cifar = name.startswith("cifar_")
-    input_size = input_size or (32 if cifar else 224)
-    classes = classes or (10 if cifar else 1000)
+    from keras_resnets.models import get_info
+
+    info = get_info(name)  # the registry's facts, not the name, say the dataset
+    input_size = input_size or info.input_shape[0]
+    classes = classes or info.classes
     results = {}
     for variant in variants:
         results[variant] = run_variant(spec, variant=variant, batch_size=batch_size,

@@ -31,8 +31,10 @@ def worker(model, *, batch_size, precision, steps, warmup_steps):
     if precision == "bfloat16":
         keras.config.set_dtype_policy("mixed_bfloat16")
     name, _ = baselines.parse_model(model)
-    size = 32 if name.startswith("cifar_") else 224
-    net = baselines.ours(model, input_shape=(size, size, 3), classes=10 if size == 32 else 1000)
+    from keras_resnets.models import get_info
+
+    info = get_info(name)  # the registry's facts, not the name, say the dataset
+    net = baselines.ours(model, input_shape=info.input_shape, classes=info.classes)
     contender = baselines.KerasContender("ours", net, batch_size=batch_size)
     for _ in range(warmup_steps):
         contender.train_step()

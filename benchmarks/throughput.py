@@ -7,6 +7,7 @@ import time
 
 from benchmarks import baselines, timing
 from keras_resnets.utils import count_macs
+from keras_resnets.models import get_info
 
 
 def build_contenders(spec, *, peers, batch_size, input_size, classes, shortcut="B",
@@ -131,9 +132,9 @@ def run(spec, *, peers=None, batch_size=32, input_size=None, classes=None, modes
         raise ValueError(f"Unknown precision {precision!r}. Valid: {', '.join(PRECISIONS)}.")
     dtype_policy, torch_autocast = PRECISIONS[precision]
     name, _ = baselines.parse_model(spec)
-    cifar = name.startswith("cifar_")
-    input_size = input_size or (32 if cifar else 224)
-    classes = classes or (10 if cifar else 1000)
+    info = get_info(name)  # the registry's facts, not the name, say the dataset
+    input_size = input_size or info.input_shape[0]
+    classes = classes or info.classes
     peers = baselines.peers_for(spec) if peers is None else list(peers)
     contenders = build_contenders(spec, peers=peers, batch_size=batch_size,
                                   input_size=input_size, classes=classes, shortcut=shortcut,

@@ -2,22 +2,13 @@
 
 import inspect
 
-from keras_resnets.models import densenet, highway, registry, resnet
+from keras_resnets.models import registry
 from keras_resnets.utils import count_macs, count_params
 
 
 def _configurations(name):
-    """(label, kwargs) rows for a registry name: one per depth the family defines."""
-    tables = {
-        "cifar_resnet": [{"depth": d} for d in resnet.CIFAR_DEPTHS],
-        "cifar_plain": [{"depth": d} for d in resnet.CIFAR_DEPTHS],
-        "cifar_preact_resnet": [{"depth": d} for d in resnet.CIFAR_PREACT_DEPTHS],
-        "cifar_densenet": [{"depth": d, "growth_rate": k}
-                           for d, ks in densenet.CIFAR_DEPTHS.items() for k in ks],
-        "cifar_densenet_bc": [{"depth": d} for d in densenet.CIFAR_BC_DEPTHS],
-        "cifar_highway": [{"depth": d} for d in highway.DEPTHS],
-    }
-    return tables.get(name, [{}])
+    """Builder-argument rows for a registry name, from its registry facts."""
+    return registry.get_info(name).table_configs
 
 
 def rows(names=None):
@@ -51,21 +42,44 @@ def markdown(names=None):
     return "\n".join(lines)
 
 
-START, END = "<!-- model-table:start -->", "<!-- model-table:end -->"
+def weights_markdown(names=None):
+    """The pretrained weights of each model, from the registry's `Weights` entries."""
+    lines = [
+        "| `build(...)` | `weights=` | source | layout | publisher's top-1 | licence |",
+        "| --- | --- | --- | --- | ---: | --- |",
+    ]
+    for name in names or registry.list_models():
+        for w in sorted(registry.get_info(name).weights, key=lambda w: -w.top1):
+            layout = ", ".join(f"`{k}={v!r}`" for k, v in w.layout.items()) or "default"
+            lines.append(
+                f"| `{name!r}` | `{w.tag!r}` | [{w.source}]({w.url}) | {layout} | "
+                f"{w.top1:.3f}% | {w.license} |"
+            )
+    return "\n".join(lines)
+
+
+TABLES = {
+    "model-table": markdown,
+    "weights-table": weights_markdown,
+}
 
 
 def update_readme(path="README.md"):
-    """Rewrite the table between the model-table markers of `path`; return True if changed."""
+    """Rewrite each generated table between its markers in `path`; return True if changed."""
     from pathlib import Path
 
     path = Path(path)
-    text = path.read_text()
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    new = f"{head}{START}\n{markdown()}\n{END}{tail}"
-    if new != text:
-        path.write_text(new)
-    return new != text
+    text = original = path.read_text()
+    for marker, make in TABLES.items():
+        start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+        if start not in text:
+            continue
+        head, rest = text.split(start, 1)
+        _, tail = rest.split(end, 1)
+        text = f"{head}{start}\n{make()}\n{end}{tail}"
+    if text != original:
+        path.write_text(text)
+    return text != original
 
 
 if __name__ == "__main__":

@@ -32,13 +32,11 @@ SLOW_ROUND_TRIPS = SLOW_MODELS | {
     "cifar_preact_resnet",  # resnet50_v2's units
     "cifar_densenet_bc",  # densenet121's blocks and transitions
 }
-# ImageNet-family names; everything else is a CIFAR-10 network (the CIFAR families and
-# the article's nets) with a (32, 32, 3) default input and 10 classes.
-IMAGENET_MODELS = set(
-    keras_resnets.list_models("resnet[0-9]*")
-    + keras_resnets.list_models("plain[0-9]*")
-    + keras_resnets.list_models("densenet[0-9]*")
-)
+# ImageNet models, as the registry declares them; everything else is a CIFAR-10 network
+# (the CIFAR families and the article's nets) with a (32, 32, 3) default input and 10 classes.
+IMAGENET_MODELS = {
+    n for n in keras_resnets.list_models() if keras_resnets.models.get_info(n).dataset == "imagenet"
+}
 SMALL_INPUT = (32, 32, 3)
 
 
@@ -133,6 +131,30 @@ def test_save_load_round_trip(name, tmp_path):
     assert loaded.name == model.name
     assert [lyr.name for lyr in loaded.layers] == [lyr.name for lyr in model.layers]
     np.testing.assert_array_equal(_predict(loaded, x), y)
+
+
+@pytest.mark.parametrize("name", _model_params(SLOW_MODELS))
+def test_registry_facts_match_the_built_model(name):
+    """The dataset facts declared beside each builder are what the builder builds."""
+    info = keras_resnets.models.get_info(name)
+    model = _built(name)
+    assert tuple(model.input_shape[1:]) == info.input_shape
+    assert model.output_shape == (None, info.classes)
+    normalization = model.get_layer("normalization")
+    np.testing.assert_allclose(
+        np.ravel(keras.ops.convert_to_numpy(normalization.mean)),
+        [255 * m for m in info.mean], rtol=1e-6,
+    )
+
+
+@pytest.mark.slow
+def test_readme_tables_are_generated_from_the_code(tmp_path):
+    from keras_resnets import model_table
+
+    readme = os.path.join(os.path.dirname(__file__), os.pardir, "README.md")
+    copy = tmp_path / "README.md"
+    copy.write_text(open(readme).read())
+    assert model_table.update_readme(copy) is False, "run python -m keras_resnets.model_table"
 
 
 def _kernels(model):

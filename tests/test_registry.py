@@ -9,7 +9,7 @@ from keras_resnets.models import registry
 @pytest.fixture
 def scratch_registry(monkeypatch):
     """A copy of the registry, so that tests can register names without leaking them."""
-    monkeypatch.setattr(registry, "_BUILDERS", dict(registry._BUILDERS))
+    monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))
     return registry
 
 
@@ -31,7 +31,7 @@ def test_register_returns_the_builder_unchanged(scratch_registry):
 
 
 def test_duplicate_name_raises(scratch_registry):
-    before = dict(scratch_registry._BUILDERS)
+    before = dict(scratch_registry._MODELS)
     with pytest.raises(ValueError, match="resnet50"):
 
         @keras_resnets.register("resnet50")
@@ -39,8 +39,8 @@ def test_duplicate_name_raises(scratch_registry):
             return None
 
     # The first registration stands.
-    assert scratch_registry._BUILDERS == before
-    assert keras_resnets.models.get_builder("resnet50") is before["resnet50"]
+    assert scratch_registry._MODELS == before
+    assert keras_resnets.models.get_builder("resnet50") is before["resnet50"].builder
 
 
 def test_duplicate_new_name_raises(scratch_registry):

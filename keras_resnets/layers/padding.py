@@ -54,8 +54,9 @@ class Conv2D(keras.layers.Conv2D):
         if padding not in PADDINGS:
             raise ValueError(f"`padding` must be one of {list(PADDINGS)}. Received: {padding!r}")
         self.symmetric = padding == "symmetric"
-        super().__init__(filters, kernel_size, padding="valid" if self.symmetric else padding,
-                         **kwargs)
+        super().__init__(
+            filters, kernel_size, padding="valid" if self.symmetric else padding, **kwargs
+        )
 
     def _symmetric_pads(self):
         return _pads(self.kernel_size, self.dilation_rate)

@@ -5,13 +5,12 @@ from keras import layers
 
 from keras_resnets.layers import _defaults
 from keras_resnets.layers.padding import MaxPooling2D
-
-# Per-channel statistics of the CIFAR-10 training set, for pixels scaled to [0, 1].
-CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR10_STD = (0.2470, 0.2435, 0.2616)
-# ImageNet statistics as used by torchvision and keras.applications' "torch" mode.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from keras_resnets.models.registry import (  # noqa: F401 (the builders' names for them)
+    CIFAR10_MEAN,
+    CIFAR10_STD,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+)
 
 POOLINGS = (None, "avg", "max")
 
@@ -70,11 +69,20 @@ def model_input(input_shape, *, include_preprocessing, mean, std):
     """The model's input layer, then normalisation of raw [0, 255] pixels when asked.
 
     Normalising inside the model (as keras.applications' ConvNeXt and EfficientNet do) means
-    the same model is trained, evaluated and served on raw pixels.
+    the same model is trained, evaluated and served on raw pixels. `include_preprocessing`
+    may also be a `(mean, std)` pair, in [0, 1] pixel units, that replaces the dataset's:
+    pretrained weights bring the preprocessing they were trained with.
     """
     inputs = keras.Input(shape=input_shape, name="images")
     x = inputs
-    if include_preprocessing:
+    if isinstance(include_preprocessing, (tuple, list)):
+        if len(include_preprocessing) != 2:
+            raise ValueError(
+                "`include_preprocessing` must be a bool or a (mean, std) pair. "
+                f"Received: include_preprocessing={include_preprocessing!r}"
+            )
+        mean, std = include_preprocessing
+    if include_preprocessing is not False and include_preprocessing is not None:
         x = layers.Normalization(
             mean=[255.0 * m for m in mean],
             variance=[(255.0 * s) ** 2 for s in std],

@@ -124,7 +124,7 @@ def article_net(
 
 
 def _variant(unit):
-    @register(unit)
+    @register(unit, dataset="cifar10")
     def builder(depth=25, **kwargs):
         return article_net(unit, depth, **kwargs)
 

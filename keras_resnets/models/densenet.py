@@ -5,7 +5,7 @@ import keras
 from keras_resnets.layers import DenseBlock, TransitionLayer
 from keras_resnets.layers import _defaults
 from keras_resnets.models import _common
-from keras_resnets.models.registry import register
+from keras_resnets.models.registry import Weights, register
 
 # Huang et al. 2017, Table 1: layers per dense block of the ImageNet DenseNet-BC (k=32).
 IMAGENET_DEPTHS = {
@@ -18,6 +18,46 @@ IMAGENET_DEPTHS = {
 # Three dense blocks of (depth - 4) / 3 layers, or (depth - 4) / 6 bottlenecked layers.
 CIFAR_DEPTHS = {40: (12,), 100: (12, 24)}
 CIFAR_BC_DEPTHS = {100: (12,), 190: (40,), 250: (24,)}
+
+# Published ImageNet weights: torchvision's (ported from the authors' Torch models) and
+# keras.applications'. Both use ImageNet's mean and std ("torch" preprocessing).
+_TV = "https://download.pytorch.org/models/"
+_KA = "https://storage.googleapis.com/tensorflow/keras-applications/densenet/"
+
+
+def _weights(depth, tv_file, tv_top1, ka_md5, ka_top1):
+    return (
+        Weights(
+            tag="imagenet",
+            name="torchvision_v1",
+            url=f"{_TV}{tv_file}",
+            file_hash=tv_file.rsplit("-", 1)[1].split(".")[0],
+            format="torchvision",
+            top1=tv_top1,
+            license="BSD-3-Clause",
+            source=f"torchvision DenseNet{depth}_Weights.IMAGENET1K_V1",
+        ),
+        Weights(
+            tag="imagenet",
+            name="keras_applications",
+            url=f"{_KA}densenet{depth}_weights_tf_dim_ordering_tf_kernels.h5",
+            file_hash=ka_md5,
+            format="keras_applications",
+            top1=ka_top1,
+            license="BSD-3-Clause",
+            source=f"keras.applications DenseNet{depth}",
+        ),
+    )
+
+
+IMAGENET_WEIGHTS = {
+    121: _weights(121, "densenet121-a639ec97.pth", 74.434, "9d60b8095a5708f2dcce2bca79d332c7",
+                  75.0),
+    169: _weights(169, "densenet169-b2777c0a.pth", 75.600, "d699b8f76981ab1b30698df4c175e90b",
+                  76.2),
+    201: _weights(201, "densenet201-c1103571.pth", 76.896, "1ceb130c1ea1b78c3bf6114dbdfd8807",
+                  77.3),
+}
 
 
 def _dense_stages(x, *, block_sizes, growth_rate, bottleneck, compression, dropout_rate,
@@ -103,7 +143,12 @@ def imagenet_densenet(
     return keras.Model(inputs, outputs, name=name)
 
 
-@register("cifar_densenet")
+@register(
+    "cifar_densenet",
+    dataset="cifar10",
+    depths=CIFAR_DEPTHS,
+    configs=[{"depth": d, "growth_rate": k} for d, ks in CIFAR_DEPTHS.items() for k in ks],
+)
 def cifar_densenet(
     depth=40,
     *,
@@ -177,7 +222,7 @@ def cifar_densenet(
     return keras.Model(inputs, outputs, name=name)
 
 
-@register("cifar_densenet_bc")
+@register("cifar_densenet_bc", dataset="cifar10", depths=CIFAR_BC_DEPTHS)
 def cifar_densenet_bc(depth=100, *, growth_rate=None, **kwargs):
     """DenseNet-BC for CIFAR: bottlenecks and compression 0.5 (Huang et al. 2017).
 
@@ -195,7 +240,7 @@ def cifar_densenet_bc(depth=100, *, growth_rate=None, **kwargs):
 
 
 def _imagenet_variant(depth):
-    @register(f"densenet{depth}")
+    @register(f"densenet{depth}", dataset="imagenet", weights=IMAGENET_WEIGHTS.get(depth, ()))
     def builder(**kwargs):
         return imagenet_densenet(depth, **kwargs)
 

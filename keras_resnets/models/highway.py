@@ -14,7 +14,7 @@ DEPTHS = {depth: ((depth - 2) // 3,) * 3 for depth in (11, 20, 32, 47, 92)}
 WIDTHS = (16, 32, 64)
 
 
-@register("cifar_highway")
+@register("cifar_highway", dataset="cifar10", depths=DEPTHS)
 def cifar_highway(
     depth=32,
     *,

@@ -1,22 +1,143 @@
-"""One registry of model builders: `register`, `list_models`, `build`.
+"""One registry of model builders and the facts about each model.
 
-In the spirit of timm's registry, with torchvision's strictness: a duplicate name raises.
+In the spirit of timm's registry (a per-model config beside the builder) and torchvision's
+`Weights.meta`, with torchvision's strictness: a duplicate name raises. `register` declares,
+once and beside the builder, what the model table, the tests and the benchmarks need to know
+(dataset, default input shape, classes, preprocessing, depth table, available weights);
+they read it from here instead of guessing from name patterns.
 """
 
+import dataclasses
 import fnmatch
+from typing import Callable, Optional
 
-_BUILDERS = {}
+# Per-channel statistics for pixels scaled to [0, 1], RGB order.
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+# ImageNet statistics as used by torchvision and keras.applications' "torch" mode.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# Caffe's ResNets (keras.applications' "caffe" mode): the mean pixel subtracted, no scaling.
+CAFFE_MEAN = (123.68 / 255, 116.779 / 255, 103.939 / 255)
+CAFFE_STD = (1 / 255, 1 / 255, 1 / 255)
+
+DATASETS = {
+    # name: (input shape, classes, mean, std)
+    "cifar10": ((32, 32, 3), 10, CIFAR10_MEAN, CIFAR10_STD),
+    "imagenet": ((224, 224, 3), 1000, IMAGENET_MEAN, IMAGENET_STD),
+}
 
 
-def register(name):
-    """Decorator registering `builder` under `name`; a duplicate name raises ValueError."""
+@dataclasses.dataclass(frozen=True)
+class Weights:
+    """One published (or shipped) set of weights for a model.
+
+    Attributes:
+        tag: what `build(name, weights=tag)` asks for: "imagenet" or "cifar10".
+        name: a short name for this set, e.g. "torchvision_v2".
+        url: where `keras.utils.get_file` downloads it (a `file://` URL works too).
+        file_hash: the publisher's hash: a full SHA-256 or MD5 (keras.applications), or the
+            SHA-256 prefix in the file name (torchvision's convention).
+        format: "torchvision" (a `.pth` state dict), "keras_applications" (a legacy `.h5`)
+            or "keras" (our own `.weights.h5`).
+        top1: the publisher's top-1 accuracy, in percent, on the tag's test set.
+        license: the weights' licence.
+        source: who published them, in words.
+        mean, std: the preprocessing the weights were trained with, RGB, [0, 1] units; the
+            model's `Normalization` becomes it.
+        layout: builder arguments the weights need, e.g. `{"stride_in_1x1": False}`.
+        meta: anything else worth recording (for our own: recipe, epochs, seed, ...).
+    """
+
+    tag: str
+    name: str
+    url: str
+    file_hash: str
+    format: str
+    top1: float
+    license: str
+    source: str
+    mean: tuple = IMAGENET_MEAN
+    std: tuple = IMAGENET_STD
+    layout: dict = dataclasses.field(default_factory=dict)
+    meta: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def file_name(self):
+        return self.url.rsplit("/", 1)[-1]
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInfo:
+    """The facts about one registered name."""
+
+    name: str
+    builder: Callable
+    dataset: Optional[str] = None
+    depths: Optional[tuple] = None
+    weights: tuple = ()
+    configs: tuple = ()
+
+    @property
+    def table_configs(self):
+        """The builder arguments of the model table's rows: the declared `configs`, else
+        one row per depth of the table, else the defaults."""
+        if self.configs:
+            return self.configs
+        if self.depths:
+            return tuple({"depth": d} for d in self.depths)
+        return ({},)
+
+    @property
+    def input_shape(self):
+        return DATASETS[self.dataset][0] if self.dataset else None
+
+    @property
+    def classes(self):
+        return DATASETS[self.dataset][1] if self.dataset else None
+
+    @property
+    def mean(self):
+        return DATASETS[self.dataset][2] if self.dataset else None
+
+    @property
+    def std(self):
+        return DATASETS[self.dataset][3] if self.dataset else None
+
+
+_MODELS = {}
+
+
+def register(name, *, dataset=None, depths=None, weights=(), configs=()):
+    """Decorator registering `builder` under `name` with its facts; a duplicate raises.
+
+    Args:
+        name: the name `build` accepts.
+        dataset: "cifar10" or "imagenet": default input shape, classes and preprocessing.
+            None for a model that declares none (a user's own builder).
+        depths: the family's depth table (a mapping or sequence of valid depths), for
+            depth-parametrised families; None for names that fix their depth.
+        weights: the `Weights` available for it.
+        configs: builder-argument dicts for the model table's rows, where one row per
+            depth does not say enough (e.g. DenseNet's depth and growth rate pairs).
+    """
+    if dataset is not None and dataset not in DATASETS:
+        raise ValueError(f"Unknown dataset {dataset!r}. Valid: {sorted(DATASETS)}")
 
     def decorator(builder):
-        if name in _BUILDERS:
+        if name in _MODELS:
             raise ValueError(
-                f"A model named {name!r} is already registered (by {_BUILDERS[name].__module__})."
+                f"A model named {name!r} is already registered "
+                f"(by {_MODELS[name].builder.__module__})."
             )
-        _BUILDERS[name] = builder
+        _MODELS[name] = ModelInfo(
+            name=name,
+            builder=builder,
+            dataset=dataset,
+            depths=tuple(sorted(depths)) if depths is not None else None,
+            weights=tuple(weights),
+            configs=tuple(configs),
+        )
         return builder
 
     return decorator
@@ -28,31 +149,49 @@ def list_models(pattern=None):
     Example:
     >>> keras_resnets.list_models("cifar_*")
     """
-    names = sorted(_BUILDERS)
+    names = sorted(_MODELS)
     if pattern is not None:
         names = [n for n in names if fnmatch.fnmatch(n, pattern)]
     return names
 
 
-def get_builder(name):
-    if name not in _BUILDERS:
+def get_info(name):
+    """The `ModelInfo` of a registered name; an unknown name raises ValueError."""
+    if name not in _MODELS:
         raise ValueError(
             f"Unknown model name {name!r}. Valid names: {', '.join(list_models())}. "
             f"Received: name={name!r}"
         )
-    return _BUILDERS[name]
+    return _MODELS[name]
 
 
-def build(name, /, **kwargs):
+def get_builder(name):
+    return get_info(name).builder
+
+
+def build(name, /, *, weights=None, **kwargs):
     """Build the registered model `name` as a functional `keras.Model`.
 
     Keyword arguments follow `keras.applications` (`input_shape`, `classes`, `include_top`,
-    `pooling`, `classifier_activation`, `name`) plus the family's own (`depth`, `shortcut`,
-    `growth_rate`, ...).
+    `pooling`, `classifier_activation`, `name`, and `weights`) plus the family's own
+    (`depth`, `shortcut`, `growth_rate`, ...).
+
+    Args:
+        weights: None (random initialisation), "imagenet" or "cifar10" (the most accurate
+            published weights for that dataset that fit the requested layout, downloaded
+            into the Keras cache, or shipped with the package), or the path of a checkpoint
+            (`.pth` from torchvision, `.h5` from keras.applications, our `.weights.h5`).
+            With weights, `include_top=False` loads the backbone, and `classes` must be the
+            weights' with a top. See `keras_resnets.weights`.
 
     Example:
     >>> model = keras_resnets.build("cifar_resnet", depth=110)
-    >>> model = keras_resnets.build("highway", depth=25)
+    >>> model = keras_resnets.build("resnet50", weights="imagenet")
     """
     # `name` is positional-only so that the model's own `name=` keyword reaches the builder.
-    return get_builder(name)(**kwargs)
+    info = get_info(name)
+    if weights is None:
+        return info.builder(**kwargs)
+    from keras_resnets import weights as weights_lib  # the loaders need h5py, maybe torch
+
+    return weights_lib.build_with_weights(info, weights, kwargs)

@@ -6,7 +6,7 @@ import keras
 from keras_resnets.layers import ResUnit
 from keras_resnets.layers import _defaults
 from keras_resnets.models import _common
-from keras_resnets.models.registry import register
+from keras_resnets.models.registry import CAFFE_MEAN, CAFFE_STD, Weights, register
 
 # Depth tables: the single source of truth for stage sizes and unit type.
 # He et al. 2015, Table 1 (ImageNet); resnet200 from He et al. 2016 (fb.resnet.torch).
@@ -29,6 +29,64 @@ CIFAR_PREACT_DEPTHS = {
     1001: ("bottleneck", (111, 111, 111)),
 }
 CIFAR_WIDTHS = (16, 32, 64)
+
+# Published ImageNet weights (torchvision's `Weights.meta` and keras.applications'
+# WEIGHTS_HASHES). torchvision's are "v1.5" (the 3x3 strides), keras.applications' are
+# Caffe's v1 (the first 1x1 strides) with conv biases and BGR, Caffe-preprocessed input;
+# `keras_resnets.weights` converts both exactly.
+_TV = "https://download.pytorch.org/models/"
+_KA = "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
+
+
+def _torchvision(name, file, top1, version):
+    return Weights(
+        tag="imagenet",
+        name=f"torchvision_{version}",
+        url=f"{_TV}{file}",
+        file_hash=file.rsplit("-", 1)[1].split(".")[0],
+        format="torchvision",
+        top1=top1,
+        license="BSD-3-Clause",
+        source=f"torchvision {name.capitalize()}_Weights.IMAGENET1K_{version.upper()}",
+        layout={"stride_in_1x1": False},
+    )
+
+
+def _keras_applications(name, md5, top1):
+    return Weights(
+        tag="imagenet",
+        name="keras_applications",
+        url=f"{_KA}{name}_weights_tf_dim_ordering_tf_kernels.h5",
+        file_hash=md5,
+        format="keras_applications",
+        top1=top1,
+        license="MIT",
+        source=f"keras.applications {name.replace('resnet', 'ResNet')} (Caffe's weights)",
+        mean=CAFFE_MEAN,
+        std=CAFFE_STD,
+        layout={"stride_in_1x1": True},
+    )
+
+
+IMAGENET_WEIGHTS = {
+    18: (_torchvision("resnet18", "resnet18-f37072fd.pth", 69.758, "v1"),),
+    34: (_torchvision("resnet34", "resnet34-b627a593.pth", 73.314, "v1"),),
+    50: (
+        _torchvision("resnet50", "resnet50-0676ba61.pth", 76.130, "v1"),
+        _torchvision("resnet50", "resnet50-11ad3fa6.pth", 80.858, "v2"),
+        _keras_applications("resnet50", "2cb95161c43110f7111970584f804107", 74.9),
+    ),
+    101: (
+        _torchvision("resnet101", "resnet101-63fe2227.pth", 77.374, "v1"),
+        _torchvision("resnet101", "resnet101-cd907fc2.pth", 81.886, "v2"),
+        _keras_applications("resnet101", "f1aeb4b969a6efcfb50fad2f0c20cfc5", 76.4),
+    ),
+    152: (
+        _torchvision("resnet152", "resnet152-394f9c45.pth", 78.312, "v1"),
+        _torchvision("resnet152", "resnet152-f82ba261.pth", 82.284, "v2"),
+        _keras_applications("resnet152", "100835be76be38e30d865e96f2aaae62", 76.6),
+    ),
+}
 
 
 def _stages(x, *, block, stage_sizes, widths, first_strides, preactivation, shortcut,
@@ -218,8 +276,8 @@ def cifar_resnet_family(
     return keras.Model(inputs, outputs, name=name)
 
 
-def _imagenet_variant(registered_name, depth, **fixed):
-    @register(registered_name)
+def _imagenet_variant(registered_name, depth, weights=(), **fixed):
+    @register(registered_name, dataset="imagenet", weights=weights)
     def builder(**kwargs):
         return imagenet_resnet(depth, **fixed, **kwargs)
 
@@ -229,26 +287,26 @@ def _imagenet_variant(registered_name, depth, **fixed):
 
 
 for _depth in (18, 34, 50, 101, 152):
-    _imagenet_variant(f"resnet{_depth}", _depth)
+    _imagenet_variant(f"resnet{_depth}", _depth, IMAGENET_WEIGHTS[_depth])
 for _depth in (18, 34):
     _imagenet_variant(f"plain{_depth}", _depth, shortcut="none")
 for _depth in (50, 101, 152, 200):
     _imagenet_variant(f"resnet{_depth}_v2", _depth, preactivation=True)
 
 
-@register("cifar_resnet")
+@register("cifar_resnet", dataset="cifar10", depths=CIFAR_DEPTHS)
 def cifar_resnet(depth=20, **kwargs):
     """He et al. 2015's CIFAR-10 ResNet (6n+2 layers, shortcut A by default)."""
     return cifar_resnet_family(depth, **kwargs)
 
 
-@register("cifar_plain")
+@register("cifar_plain", dataset="cifar10", depths=CIFAR_DEPTHS)
 def cifar_plain(depth=20, **kwargs):
     """He et al. 2015's CIFAR-10 plain net: the CIFAR ResNet without shortcuts."""
     return cifar_resnet_family(depth, shortcut="none", **kwargs)
 
 
-@register("cifar_preact_resnet")
+@register("cifar_preact_resnet", dataset="cifar10", depths=CIFAR_PREACT_DEPTHS)
 def cifar_preact_resnet(depth=164, **kwargs):
     """He et al. 2016's pre-activation CIFAR-10 ResNet (110 basic; 164, 1001 bottleneck)."""
     kwargs.setdefault("shortcut", "B")

@@ -1,0 +1,164 @@
+"""Pretrained weights: `build(name, weights="imagenet" | "cifar10" | <path>)`.
+
+keras.applications' semantics: `include_top=False` loads the backbone, `classes` must be the
+weights' with a top, and the model's `Normalization` becomes the preprocessing the weights
+were trained with, so the model still takes raw 0-255 RGB pixels. What is available for each
+model is declared in the registry beside its builder (`registry.Weights`).
+
+A checkpoint is first turned into `{our variable path: array}` by a converter
+(`convert.py`), then assigned path by path: every variable of the model must get exactly
+one value of its shape, and every value must find its variable, or the load fails with the
+names that did not fit.
+"""
+
+import os
+
+import keras
+import numpy as np
+
+from keras_resnets.weights import convert, files
+from keras_resnets.weights.convert import ConversionError
+from keras_resnets.weights.files import WeightsError
+
+__all__ = ["build_with_weights", "load", "select", "ConversionError", "WeightsError"]
+
+TAGS = ("imagenet", "cifar10")
+
+
+def _describe(entry):
+    layout = ", ".join(f"{k}={v!r}" for k, v in entry.layout.items())
+    return f"{entry.tag} {entry.name} ({layout or 'default layout'}, top-1 {entry.top1}%)"
+
+
+def select(info, tag, kwargs):
+    """The most accurate `tag` weights of `info` whose layout fits the requested `kwargs`."""
+    available = [w for w in info.weights if w.tag == tag]
+    if not available:
+        from keras_resnets.models.registry import list_models, get_info
+
+        having = [n for n in list_models() if any(w.tag == tag for w in get_info(n).weights)]
+        raise ValueError(
+            f"{info.name} has no {tag!r} weights. Models with {tag!r} weights: "
+            f"{', '.join(having) or 'none'}. Received: weights={tag!r}"
+        )
+    fits = [w for w in available if all(kwargs.get(k, v) == v for k, v in w.layout.items())]
+    if not fits:
+        raise ValueError(
+            f"No {tag!r} weights of {info.name} fit the requested "
+            f"{ {k: kwargs[k] for w in available for k in w.layout if k in kwargs} }. "
+            f"Available: {'; '.join(_describe(w) for w in available)}"
+        )
+    return max(fits, key=lambda w: w.top1)
+
+
+def build_with_weights(info, weights, kwargs):
+    """`registry.build` with `weights` given: build the layout they need, then load them."""
+    kwargs = dict(kwargs)
+    include_top = kwargs.get("include_top", True)
+    if isinstance(weights, str) and weights in TAGS:
+        entry = select(info, weights, kwargs)
+        classes = entry.meta.get("classes", 1000 if entry.tag == "imagenet" else 10)
+        if include_top and kwargs.get("classes", classes) != classes:
+            raise ValueError(
+                f"With weights={weights!r} and include_top=True, `classes` must be {classes}, "
+                f"the weights' classifier. Received: classes={kwargs['classes']!r}"
+            )
+        kwargs = {**entry.layout, **kwargs}
+        if kwargs.get("include_preprocessing", True) is True:
+            kwargs["include_preprocessing"] = (entry.mean, entry.std)
+        model = info.builder(**kwargs)
+        load(model, files.fetch(entry), format=entry.format)
+        return model
+    if not isinstance(weights, (str, os.PathLike)):
+        raise ValueError(
+            f"`weights` must be None, one of {list(TAGS)} or the path of a checkpoint. "
+            f"Received: weights={weights!r}"
+        )
+    path = os.fspath(weights)
+    if not os.path.exists(path):
+        raise ValueError(
+            f"`weights` is neither one of {list(TAGS)} nor an existing file. "
+            f"Received: weights={path!r}"
+        )
+    fmt = files.format_of(path)
+    if fmt == "keras_applications" and _is_caffe_resnet(path):
+        from keras_resnets.models.registry import CAFFE_MEAN, CAFFE_STD
+
+        kwargs.setdefault("stride_in_1x1", True)
+        if kwargs.get("include_preprocessing", True) is True:
+            kwargs["include_preprocessing"] = (CAFFE_MEAN, CAFFE_STD)
+    model = info.builder(**kwargs)
+    load(model, path, format=fmt)
+    return model
+
+
+def _is_caffe_resnet(path):
+    layers = files.read_legacy_h5(path)
+    return "conv1_conv" in layers and "bias" in layers["conv1_conv"]
+
+
+def read_state(path, format, model=None):
+    """The checkpoint at `path` as `{our variable path: array}`."""
+    if format == "torchvision":
+        return convert.from_torchvision(files.read_torch(path))
+    if format == "safetensors":
+        return convert.from_torchvision(files.read_safetensors(path))
+    if format == "keras_applications":
+        layers = files.read_legacy_h5(path)
+        densenet = any(name.replace("/", "_").startswith("pool2_") for name in layers)
+        return convert.from_keras_applications(layers, densenet=densenet)
+    if format == "keras":
+        return _read_keras_weights(path, model)
+    raise WeightsError(f"Unknown weights format {format!r}.")
+
+
+def _read_keras_weights(path, model):
+    """Our own `.weights.h5`, saved from the full model (with its top): loaded into a
+    full-model twin of `model`, whose variables then give the values by path."""
+    config = model.get_config()
+    try:
+        twin = model.__class__.from_config(config)
+        twin.load_weights(path)
+    except ValueError:
+        # `model` has no top (include_top=False); the file was saved with one. The
+        # registry builds the twin with its top.
+        raise WeightsError(
+            f"{path} does not fit {model.name}: a .weights.h5 loads into the model it was "
+            "saved from; load it with include_top=True."
+        ) from None
+    return {w.path: keras.ops.convert_to_numpy(w) for w in twin.weights}
+
+
+def load(model, path, *, format=None):
+    """Load the checkpoint at `path` into `model`, path by path (see the module docstring).
+
+    A model without its top (`include_top=False`) takes the backbone and leaves the
+    checkpoint's classifier out; anything else that does not fit raises ConversionError.
+    """
+    format = format or files.format_of(path)
+    state = read_state(path, format, model)
+    variables = {w.path: w for w in model.weights}
+    has_top = any(p.startswith("predictions/") for p in variables)
+    if not has_top:
+        state = {p: v for p, v in state.items() if not p.startswith("predictions/")}
+    missing = sorted(set(variables) - set(state))
+    unexpected = sorted(set(state) - set(variables))
+    if missing or unexpected:
+        raise ConversionError(
+            f"{os.path.basename(path)} does not fit {model.name}: "
+            f"{len(missing)} of its variables get no value (e.g. {missing[:3]}), "
+            f"{len(unexpected)} values find no variable (e.g. {unexpected[:3]})."
+        )
+    wrong = [
+        f"{p}: {tuple(state[p].shape)} for {tuple(v.shape)}"
+        for p, v in variables.items()
+        if tuple(state[p].shape) != tuple(v.shape)
+    ]
+    if wrong:
+        raise ConversionError(
+            f"{os.path.basename(path)} does not fit {model.name}: {len(wrong)} shapes differ, "
+            f"e.g. {wrong[:3]}"
+        )
+    for p, v in variables.items():
+        v.assign(np.asarray(state[p], dtype=v.dtype))
+    return model
