@@ -105,6 +105,39 @@ class ModelInfo:
         return DATASETS[self.dataset][3] if self.dataset else None
 
 
+def shipped_weights(model, manifest=None):
+    """The `Weights` of `model` shipped inside the package (`keras_resnets/weights/cifar10/`,
+    written by `python -m keras_resnets.weights.ship`), read from its manifest."""
+    import json
+    import os
+
+    manifest = manifest or os.path.join(
+        os.path.dirname(os.path.dirname(__file__)), "weights", "cifar10", "manifest.json"
+    )
+    if not os.path.exists(manifest):
+        return ()
+    with open(manifest) as f:
+        entries = json.load(f)
+    return tuple(
+        Weights(
+            tag="cifar10",
+            name=key,
+            url=f"package:cifar10/{entry['file']}",
+            file_hash=entry["sha256"],
+            format="keras",
+            top1=entry["test_accuracy"],
+            license="Apache-2.0",
+            source=f"keras_resnets, trained with the {entry['recipe']!r} recipe",
+            mean=CIFAR10_MEAN,
+            std=CIFAR10_STD,
+            layout=dict(entry["model_kwargs"]),
+            meta={**entry, "classes": 10},
+        )
+        for key, entry in sorted(entries.items())
+        if entry["model"] == model
+    )
+
+
 _MODELS = {}
 
 

@@ -6,7 +6,13 @@ import keras
 from keras_resnets.layers import ResUnit
 from keras_resnets.layers import _defaults
 from keras_resnets.models import _common
-from keras_resnets.models.registry import CAFFE_MEAN, CAFFE_STD, Weights, register
+from keras_resnets.models.registry import (
+    CAFFE_MEAN,
+    CAFFE_STD,
+    Weights,
+    register,
+    shipped_weights,
+)
 
 # Depth tables: the single source of truth for stage sizes and unit type.
 # He et al. 2015, Table 1 (ImageNet); resnet200 from He et al. 2016 (fb.resnet.torch).
@@ -89,8 +95,18 @@ IMAGENET_WEIGHTS = {
 }
 
 
-def _stages(x, *, block, stage_sizes, widths, first_strides, preactivation, shortcut,
-            zero_init_residual, stride_in_1x1=None):
+def _stages(
+    x,
+    *,
+    block,
+    stage_sizes,
+    widths,
+    first_strides,
+    preactivation,
+    shortcut,
+    zero_init_residual,
+    stride_in_1x1=None,
+):
     for s, (units, width) in enumerate(zip(stage_sizes, widths), start=1):
         for u in range(1, units + 1):
             x = ResUnit(
@@ -294,7 +310,9 @@ for _depth in (50, 101, 152, 200):
     _imagenet_variant(f"resnet{_depth}_v2", _depth, preactivation=True)
 
 
-@register("cifar_resnet", dataset="cifar10", depths=CIFAR_DEPTHS)
+@register(
+    "cifar_resnet", dataset="cifar10", depths=CIFAR_DEPTHS, weights=shipped_weights("cifar_resnet")
+)
 def cifar_resnet(depth=20, **kwargs):
     """He et al. 2015's CIFAR-10 ResNet (6n+2 layers, shortcut A by default)."""
     return cifar_resnet_family(depth, **kwargs)

@@ -11,6 +11,7 @@ one value of its shape, and every value must find its variable, or the load fail
 names that did not fit.
 """
 
+import inspect
 import os
 
 import keras
@@ -41,7 +42,13 @@ def select(info, tag, kwargs):
             f"{info.name} has no {tag!r} weights. Models with {tag!r} weights: "
             f"{', '.join(having) or 'none'}. Received: weights={tag!r}"
         )
-    fits = [w for w in available if all(kwargs.get(k, v) == v for k, v in w.layout.items())]
+    requested = {**_defaults(info.builder), **kwargs}
+    # A layout argument left at None ("the family's default") fits any weights.
+    fits = [
+        w
+        for w in available
+        if all(requested.get(k) is None or requested[k] == v for k, v in w.layout.items())
+    ]
     if not fits:
         raise ValueError(
             f"No {tag!r} weights of {info.name} fit the requested "
@@ -49,6 +56,16 @@ def select(info, tag, kwargs):
             f"Available: {'; '.join(_describe(w) for w in available)}"
         )
     return max(fits, key=lambda w: w.top1)
+
+
+def _defaults(builder):
+    """The builder's own defaults (e.g. `depth=20`), so that weights for another depth are
+    not picked when the depth is left out."""
+    return {
+        name: p.default
+        for name, p in inspect.signature(builder).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
 
 
 def build_with_weights(info, weights, kwargs):
@@ -67,7 +84,12 @@ def build_with_weights(info, weights, kwargs):
         if kwargs.get("include_preprocessing", True) is True:
             kwargs["include_preprocessing"] = (entry.mean, entry.std)
         model = info.builder(**kwargs)
-        load(model, files.fetch(entry), format=entry.format)
+        load(
+            model,
+            files.fetch(entry),
+            format=entry.format,
+            full_model=lambda: info.builder(**{**kwargs, "include_top": True}),
+        )
         return model
     if not isinstance(weights, (str, os.PathLike)):
         raise ValueError(
@@ -88,7 +110,9 @@ def build_with_weights(info, weights, kwargs):
         if kwargs.get("include_preprocessing", True) is True:
             kwargs["include_preprocessing"] = (CAFFE_MEAN, CAFFE_STD)
     model = info.builder(**kwargs)
-    load(model, path, format=fmt)
+    load(
+        model, path, format=fmt, full_model=lambda: info.builder(**{**kwargs, "include_top": True})
+    )
     return model
 
 
@@ -97,8 +121,9 @@ def _is_caffe_resnet(path):
     return "conv1_conv" in layers and "bias" in layers["conv1_conv"]
 
 
-def read_state(path, format, model=None):
-    """The checkpoint at `path` as `{our variable path: array}`."""
+def read_state(path, format, full_model=None):
+    """The checkpoint at `path` as `{our variable path: array}`; `full_model()` builds the
+    model a `.weights.h5` was saved from (ours load through Keras, into that model)."""
     if format == "torchvision":
         return convert.from_torchvision(files.read_torch(path))
     if format == "safetensors":
@@ -108,35 +133,31 @@ def read_state(path, format, model=None):
         densenet = any(name.replace("/", "_").startswith("pool2_") for name in layers)
         return convert.from_keras_applications(layers, densenet=densenet)
     if format == "keras":
-        return _read_keras_weights(path, model)
+        return _read_keras_weights(path, full_model)
     raise WeightsError(f"Unknown weights format {format!r}.")
 
 
-def _read_keras_weights(path, model):
-    """Our own `.weights.h5`, saved from the full model (with its top): loaded into a
-    full-model twin of `model`, whose variables then give the values by path."""
-    config = model.get_config()
+def _read_keras_weights(path, full_model):
+    """Our own `.weights.h5`, saved from a whole model (with its top): loaded into a twin
+    of that model, whose variables then give the values by path."""
+    twin = full_model()
     try:
-        twin = model.__class__.from_config(config)
         twin.load_weights(path)
-    except ValueError:
-        # `model` has no top (include_top=False); the file was saved with one. The
-        # registry builds the twin with its top.
-        raise WeightsError(
-            f"{path} does not fit {model.name}: a .weights.h5 loads into the model it was "
-            "saved from; load it with include_top=True."
-        ) from None
+    except ValueError as error:
+        raise WeightsError(f"{path} does not fit {twin.name}: {error}") from None
     return {w.path: keras.ops.convert_to_numpy(w) for w in twin.weights}
 
 
-def load(model, path, *, format=None):
+def load(model, path, *, format=None, full_model=None):
     """Load the checkpoint at `path` into `model`, path by path (see the module docstring).
 
     A model without its top (`include_top=False`) takes the backbone and leaves the
     checkpoint's classifier out; anything else that does not fit raises ConversionError.
     """
     format = format or files.format_of(path)
-    state = read_state(path, format, model)
+    if full_model is None:
+        full_model = lambda: model.__class__.from_config(model.get_config())  # noqa: E731
+    state = read_state(path, format, full_model)
     variables = {w.path: w for w in model.weights}
     has_top = any(p.startswith("predictions/") for p in variables)
     if not has_top:

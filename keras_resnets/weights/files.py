@@ -13,6 +13,8 @@ import keras
 import numpy as np
 
 CACHE_SUBDIR = "models"
+# Where "package:" URLs point: the weights that ship inside the package.
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 class WeightsError(ValueError):
@@ -47,7 +49,7 @@ def fetch(entry):
     """The local path of `entry`'s file (a `registry.Weights`): from the package, the Keras
     cache, or a download; its hash checked. Raises WeightsError with the way out."""
     if entry.url.startswith("package:"):
-        path = os.path.join(os.path.dirname(__file__), entry.url[len("package:") :])
+        path = os.path.join(PACKAGE_DIR, entry.url[len("package:") :])
         if not os.path.exists(path):
             raise WeightsError(f"The package's weights file {path} is missing: reinstall it.")
     else:

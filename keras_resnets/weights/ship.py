@@ -1,0 +1,100 @@
+"""Maintainers' tool: ship a finished CIFAR-10 run's weights with the package.
+
+    python -m keras_resnets.weights.ship RUN_DIR --data ../shared/cifar10 [--commit SHA]
+
+Takes the run's final weights (`last.keras`: the last epoch, not the best on the test set,
+which would be chosen on the test set), scores them on the full test set and on the fixed
+2,000-image slice the tests replay (`x_test[::5]`, every class), and writes
+`keras_resnets/weights/cifar10/<model><depth>.weights.h5` with its entry in `manifest.json`:
+accuracy, the exact count of correct slice images, the file's SHA-256, and the run's recipe,
+epochs, seed, precision, machine, wall time and the git commit of the code that trained it.
+The registry reads the manifest (`registry.shipped_weights`).
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent / "cifar10"
+MANIFEST = HERE / "manifest.json"
+SLICE = slice(None, None, 5)  # 2,000 of the 10,000 test images, 200 of each class
+
+
+def predictions(model, images, batch_size=500):
+    return np.concatenate(
+        [
+            np.argmax(model.predict(images[i : i + batch_size], verbose=0), axis=-1)
+            for i in range(0, len(images), batch_size)
+        ]
+    )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--commit", help="the commit of the code that trained the run")
+    args = parser.parse_args(argv)
+
+    import keras
+
+    import keras_resnets
+    from keras_resnets import data
+
+    run = json.loads((args.run / "run.json").read_text())
+    summary = json.loads((args.run / "summary.json").read_text())
+    trained = keras.saving.load_model(args.run / "last.keras", compile=False)
+    depth = run["model_kwargs"].get("depth")
+    key = f"{run['model']}{depth or ''}"
+    model = keras_resnets.build(run["model"], **run["model_kwargs"])  # float32, as served
+    model.set_weights(trained.get_weights())
+
+    arrays = data.load_arrays(args.data)
+    full = predictions(model, arrays.x_test)
+    sliced = full[SLICE]
+    correct = int((sliced == arrays.y_test[SLICE]).sum())
+    HERE.mkdir(parents=True, exist_ok=True)
+    path = HERE / f"{key}.weights.h5"
+    model.save_weights(path)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    commit = (
+        args.commit
+        or subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
+    )
+    manifest = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {}
+    manifest[key] = {
+        "model": run["model"],
+        "model_kwargs": run["model_kwargs"],
+        "file": path.name,
+        "sha256": sha,
+        "dataset": "cifar10 (../shared/cifar10: near-lossless PNG copy, original split)",
+        "test_accuracy": round(float((full == arrays.y_test).mean()) * 100, 2),
+        "test_images": int(len(full)),
+        "slice": "x_test[::5]",
+        "slice_correct": correct,
+        "slice_images": int(len(sliced)),
+        "recipe": run["recipe"],
+        "epochs": summary["epochs"],
+        "seed": summary.get("seed", run.get("seed")),
+        "precision": summary.get("mixed_precision") or summary.get("precision"),
+        "machine": summary.get("machine"),
+        "wall_time_minutes": round(float(summary.get("wall_time_seconds", 0)) / 60, 1),
+        "commit": commit,
+        "argv": run.get("argv"),
+    }
+    MANIFEST.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    print(
+        f"{path} ({os.path.getsize(path):,} bytes): {manifest[key]['test_accuracy']}% on the "
+        f"test set, {correct}/{len(sliced)} on the slice"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""The CIFAR-10 weights that ship inside the package (`keras_resnets/weights/cifar10/`).
+
+Each file must load through `build(..., weights="cifar10")`, match its SHA-256, and give
+exactly the recorded number of correct images on the fixed slice of the real test set
+(`x_test[::5]`, 2,000 images, from ../shared/cifar10), so that a change in architecture,
+padding, preprocessing or loading fails here. Runs on TensorFlow and on JAX.
+"""
+
+import dataclasses
+import hashlib
+import os
+
+import keras
+import numpy as np
+import pytest
+
+import keras_resnets
+from keras_resnets import data
+from keras_resnets.models import get_info
+from keras_resnets.weights import WeightsError, files
+
+DATA = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "shared", "cifar10")
+SHIPPED = [
+    (name, w)
+    for name in keras_resnets.list_models()
+    for w in get_info(name).weights
+    if w.url.startswith("package:")
+]
+
+
+def test_weights_ship_with_the_package():
+    assert SHIPPED, "no shipped weights found in keras_resnets/weights/cifar10/manifest.json"
+    total = sum(os.path.getsize(files.fetch(w)) for _, w in SHIPPED)
+    assert total < 40e6
+
+
+@pytest.fixture(scope="module")
+def test_set():
+    if not os.path.isdir(DATA):
+        pytest.skip(f"CIFAR-10 not found at {DATA}")
+    arrays = data.load_arrays(DATA)
+    return arrays.x_test, arrays.y_test
+
+
+@pytest.mark.parametrize("name, entry", SHIPPED, ids=[w.name for _, w in SHIPPED])
+def test_shipped_weights_reproduce_their_recorded_accuracy(name, entry, test_set):
+    path = files.fetch(entry)
+    assert hashlib.sha256(open(path, "rb").read()).hexdigest() == entry.meta["sha256"]
+    model = keras_resnets.build(name, weights="cifar10", **entry.layout)
+    x_test, y_test = test_set
+    assert entry.meta["slice"] == "x_test[::5]"
+    x, y = x_test[::5], y_test[::5]
+    assert len(x) == entry.meta["slice_images"] == 2000
+    predicted = np.argmax(model.predict(x, batch_size=500, verbose=0), axis=-1)
+    assert int((predicted == y).sum()) == entry.meta["slice_correct"]
+
+
+@pytest.mark.parametrize("name, entry", SHIPPED[:1], ids=[w.name for _, w in SHIPPED[:1]])
+def test_shipped_backbone_loads_without_the_top(name, entry):
+    full = keras_resnets.build(name, weights="cifar10", **entry.layout)
+    backbone = keras_resnets.build(
+        name, weights="cifar10", include_top=False, pooling="avg", **entry.layout
+    )
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    features = full.get_layer("avg_pool").output
+    expected = keras.Model(full.input, features).predict(x, verbose=0)
+    np.testing.assert_allclose(backbone.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_combination_without_weights_lists_those_that_exist():
+    with pytest.raises(ValueError, match=r"No 'cifar10' weights of cifar_resnet fit") as error:
+        keras_resnets.build("cifar_resnet", depth=1202, weights="cifar10")
+    assert "depth=" in str(error.value)
+
+
+def test_a_corrupt_shipped_file_is_refused(tmp_path, monkeypatch):
+    name, entry = SHIPPED[0]
+    copy = tmp_path / "copy.weights.h5"
+    copy.write_bytes(open(files.fetch(entry), "rb").read()[:-10] + b"0123456789")
+    monkeypatch.setattr(files, "PACKAGE_DIR", str(tmp_path))
+    broken = dataclasses.replace(entry, url="package:copy.weights.h5")
+    with pytest.raises(WeightsError, match="does not match the publisher's hash"):
+        files.fetch(broken)
