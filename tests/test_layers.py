@@ -189,8 +189,8 @@ def test_np_conv2d_symmetric_padding_rule(rng):
         out = np_conv2d(x, kernel, 2, padding="symmetric")
         assert out.shape[1] == (size - 1) // 2 + 1
         np.testing.assert_array_equal(out[:, 0, :], 0.0)
-        np.testing.assert_array_equal(out[:, 1:, 1:], x[:, 1::2, 1::2][:, : out.shape[1] - 1,
-                                                                        : out.shape[1] - 1])
+        n = out.shape[1] - 1
+        np.testing.assert_array_equal(out[:, 1:, 1:], x[:, 1::2, 1::2][:, :n, :n])
 
 
 @pytest.mark.parametrize("size", [7, 8])
@@ -512,33 +512,26 @@ def test_strided_unit_padding_and_stride_placement(
     unit = ResUnit(**kwargs)
     unit.build(x.shape)
     values = randomise(unit, rng)
-    expected = np_res_unit(
-        x.astype("float64"),
-        values,
-        epsilon_of(unit),
-        bottleneck=bottleneck,
-        preactivation=preactivation,
-        strides=2,
-        shortcut="B",
-        out_channels=out_channels,
-        padding=padding,
-        stride_in_1x1=stride_in_1x1,
-    )
+
+    def reference(pad):
+        return np_res_unit(
+            x.astype("float64"),
+            values,
+            epsilon_of(unit),
+            bottleneck=bottleneck,
+            preactivation=preactivation,
+            strides=2,
+            shortcut="B",
+            out_channels=out_channels,
+            padding=pad,
+            stride_in_1x1=stride_in_1x1,
+        )
+
+    expected = reference(padding)
     assert_close(unit(x, training=False), expected)
     # The two paddings differ at even sizes and agree at odd ones (TF's SAME splits an even
     # total evenly); a strided 1x1 has no padding, so it is the same either way.
-    other = np_res_unit(
-        x.astype("float64"),
-        values,
-        epsilon_of(unit),
-        bottleneck=bottleneck,
-        preactivation=preactivation,
-        strides=2,
-        shortcut="B",
-        out_channels=out_channels,
-        padding="same" if padding == "symmetric" else "symmetric",
-        stride_in_1x1=stride_in_1x1,
-    )
+    other = reference("same" if padding == "symmetric" else "symmetric")
     in_1x1 = stride_in_1x1 if stride_in_1x1 is not None else not preactivation
     assert np.allclose(expected, other) == (size % 2 == 1 or (bottleneck and in_1x1))
 

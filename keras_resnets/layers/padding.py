@@ -35,8 +35,40 @@ def _padded_shape(input_shape, pads, data_format):
     return tuple(shape)
 
 
+class _SymmetricPadding:
+    """Adds `padding="symmetric"` to a Keras window layer: pad, then run it "valid"."""
+
+    pad_value = 0.0
+
+    def _init_padding(self, padding):
+        if padding not in PADDINGS:
+            raise ValueError(f"`padding` must be one of {list(PADDINGS)}. Received: {padding!r}")
+        self.symmetric = padding == "symmetric"
+        return "valid" if self.symmetric else padding
+
+    def call(self, inputs):
+        if self.symmetric:
+            inputs = ops.pad(
+                inputs,
+                _pad_width(self._symmetric_pads(), self.data_format),
+                constant_values=self.pad_value,
+            )
+        return super().call(inputs)
+
+    def compute_output_shape(self, input_shape):
+        if self.symmetric:
+            input_shape = _padded_shape(input_shape, self._symmetric_pads(), self.data_format)
+        return super().compute_output_shape(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        if self.symmetric:
+            config["padding"] = "symmetric"
+        return config
+
+
 @keras.saving.register_keras_serializable(package="keras_resnets")
-class Conv2D(keras.layers.Conv2D):
+class Conv2D(_SymmetricPadding, keras.layers.Conv2D):
     """`keras.layers.Conv2D` that also accepts `padding="symmetric"`.
 
     `"symmetric"` zero-pads `dilation * (kernel_size - 1) // 2` on every side, then runs a
@@ -51,35 +83,14 @@ class Conv2D(keras.layers.Conv2D):
     """
 
     def __init__(self, filters, kernel_size, *, padding="valid", **kwargs):
-        if padding not in PADDINGS:
-            raise ValueError(f"`padding` must be one of {list(PADDINGS)}. Received: {padding!r}")
-        self.symmetric = padding == "symmetric"
-        super().__init__(
-            filters, kernel_size, padding="valid" if self.symmetric else padding, **kwargs
-        )
+        super().__init__(filters, kernel_size, padding=self._init_padding(padding), **kwargs)
 
     def _symmetric_pads(self):
         return _pads(self.kernel_size, self.dilation_rate)
 
-    def call(self, inputs):
-        if self.symmetric:
-            inputs = ops.pad(inputs, _pad_width(self._symmetric_pads(), self.data_format))
-        return super().call(inputs)
-
-    def compute_output_shape(self, input_shape):
-        if self.symmetric:
-            input_shape = _padded_shape(input_shape, self._symmetric_pads(), self.data_format)
-        return super().compute_output_shape(input_shape)
-
-    def get_config(self):
-        config = super().get_config()
-        if self.symmetric:
-            config["padding"] = "symmetric"
-        return config
-
 
 @keras.saving.register_keras_serializable(package="keras_resnets")
-class MaxPooling2D(keras.layers.MaxPooling2D):
+class MaxPooling2D(_SymmetricPadding, keras.layers.MaxPooling2D):
     """`keras.layers.MaxPooling2D` that also accepts `padding="symmetric"`.
 
     `"symmetric"` pads `(pool_size - 1) // 2` on every side with -inf, so the padding can
@@ -91,33 +102,10 @@ class MaxPooling2D(keras.layers.MaxPooling2D):
     >>> y = MaxPooling2D(3, strides=2, padding="symmetric")(keras.Input((112, 112, 64)))
     """
 
+    pad_value = float("-inf")
+
     def __init__(self, pool_size=2, strides=None, *, padding="valid", **kwargs):
-        if padding not in PADDINGS:
-            raise ValueError(f"`padding` must be one of {list(PADDINGS)}. Received: {padding!r}")
-        self.symmetric = padding == "symmetric"
-        super().__init__(
-            pool_size, strides, padding="valid" if self.symmetric else padding, **kwargs
-        )
+        super().__init__(pool_size, strides, padding=self._init_padding(padding), **kwargs)
 
     def _symmetric_pads(self):
         return _pads(self.pool_size, (1,) * len(self.pool_size))
-
-    def call(self, inputs):
-        if self.symmetric:
-            inputs = ops.pad(
-                inputs,
-                _pad_width(self._symmetric_pads(), self.data_format),
-                constant_values=float("-inf"),
-            )
-        return super().call(inputs)
-
-    def compute_output_shape(self, input_shape):
-        if self.symmetric:
-            input_shape = _padded_shape(input_shape, self._symmetric_pads(), self.data_format)
-        return super().compute_output_shape(input_shape)
-
-    def get_config(self):
-        config = super().get_config()
-        if self.symmetric:
-            config["padding"] = "symmetric"
-        return config
