@@ -64,13 +64,16 @@ TABLES = {
 }
 
 
-def update_readme(path="README.md"):
-    """Rewrite each generated table between its markers in `path`; return True if changed."""
+def update_readme(path="README.md", tables=None):
+    """Rewrite each generated table (or those named in `tables`) between its markers in
+    `path`; return True if anything changed."""
     from pathlib import Path
 
     path = Path(path)
     text = original = path.read_text()
     for marker, make in TABLES.items():
+        if tables is not None and marker not in tables:
+            continue
         start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
         if start not in text:
             continue
@@ -83,8 +86,11 @@ def update_readme(path="README.md"):
 
 
 if __name__ == "__main__":
-    # python -m keras_resnets.model_table [README.md]: regenerate the README's model table.
+    # python -m keras_resnets.model_table [README.md] [--weights-only]: regenerate the
+    # README's tables (--weights-only: the weights table, which builds no model).
     import sys
 
-    changed = update_readme(*(sys.argv[1:2] or ["README.md"]))
-    print("README model table", "updated" if changed else "already up to date")
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    only = ["weights-table"] if "--weights-only" in sys.argv else None
+    changed = update_readme(*(args[:1] or ["README.md"]), tables=only)
+    print("README tables", "updated" if changed else "already up to date")

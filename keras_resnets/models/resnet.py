@@ -53,7 +53,7 @@ def _torchvision(name, file, top1, version):
         format="torchvision",
         top1=top1,
         license="BSD-3-Clause",
-        source=f"torchvision {name.capitalize()}_Weights.IMAGENET1K_{version.upper()}",
+        source=f"torchvision ResNet{name[len('resnet'):]}_Weights.IMAGENET1K_{version.upper()}",
         layout={"stride_in_1x1": False},
     )
 
