@@ -34,11 +34,48 @@ def predictions(model, images, batch_size=500):
     )
 
 
+def cpu_description():
+    """e.g. "AMD EPYC, 2 cores, AVX-512 with BF16, no AMX", from /proc/cpuinfo."""
+    try:
+        text = open("/proc/cpuinfo").read()
+    except OSError:
+        return "unknown CPU"
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in text.splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown CPU",
+    )
+    flags = set(
+        next(
+            (
+                line.split(":", 1)[1].split()
+                for line in text.splitlines()
+                if line.startswith("flags")
+            ),
+            [],
+        )
+    )
+    isa = (
+        "AMX"
+        if "amx_bf16" in flags
+        else (
+            "AVX-512 with BF16, no AMX"
+            if "avx512_bf16" in flags
+            else "AVX-512, no BF16" if "avx512f" in flags else "AVX2 only"
+        )
+    )
+    return f"{model}, {os.cpu_count()} cores, {isa}"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path)
     parser.add_argument("--data", required=True)
     parser.add_argument("--commit", help="the commit of the code that trained the run")
+    parser.add_argument("--machine", help="the machine that trained it (default: this one)")
     args = parser.parse_args(argv)
 
     import keras
@@ -84,7 +121,8 @@ def main(argv=None):
         "epochs": summary["epochs"],
         "seed": summary.get("seed", run.get("seed")),
         "precision": summary.get("mixed_precision") or summary.get("precision"),
-        "machine": summary.get("machine"),
+        "machine": args.machine or cpu_description(),
+        "software": summary.get("machine"),
         "wall_time_minutes": round(float(summary.get("wall_time_seconds", 0)) / 60, 1),
         "commit": commit,
         "argv": run.get("argv"),
