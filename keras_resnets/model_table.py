@@ -45,15 +45,28 @@ def markdown(names=None):
 def weights_markdown(names=None):
     """The pretrained weights of each model, from the registry's `Weights` entries."""
     lines = [
-        "| `build(...)` | `weights=` | source | layout | publisher's top-1 | licence |",
+        "| `build(...)` | `weights=` | source | layout | top-1 | licence |",
         "| --- | --- | --- | --- | ---: | --- |",
     ]
     for name in names or registry.list_models():
         for w in sorted(registry.get_info(name).weights, key=lambda w: -w.top1):
-            layout = ", ".join(f"`{k}={v!r}`" for k, v in w.layout.items()) or "default"
+            call = (
+                f"`{name!r}"
+                + "".join(f", {k}={v!r}" for k, v in w.layout.items() if k == "depth")
+                + "`"
+            )
+            layout = ", ".join(f"`{k}={v!r}`" for k, v in w.layout.items() if k != "depth")
+            if w.url.startswith("package:"):  # shipped: the file, and how it was trained
+                url = f"keras_resnets/weights/{w.url[len('package:'):]}"
+                source = (
+                    f"{w.source}, {w.meta['epochs']} epochs, {w.meta['precision']}, "
+                    f"{w.meta['machine']}"
+                )
+            else:
+                url, source = w.url, w.source
             lines.append(
-                f"| `{name!r}` | `{w.tag!r}` | [{w.source}]({w.url}) | {layout} | "
-                f"{w.top1:.3f}% | {w.license} |"
+                f"| {call} | `{w.tag!r}` | [{source}]({url}) | {layout or 'default'} | "
+                f"{w.top1:.2f}% | {w.license} |"
             )
     return "\n".join(lines)
 
