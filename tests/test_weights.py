@@ -254,3 +254,18 @@ def test_offline_the_error_names_the_url_the_file_and_where_to_put_it(tmp_path, 
     assert url in message
     assert str(keras_home / "models" / "resnet18-f37072fd.pth") in message
     assert "weights=<path" in message
+
+
+def test_our_own_weights_file_loads_by_path_with_and_without_the_top(tmp_path):
+    source = keras_resnets.build("cifar_resnet", depth=20)
+    _randomise(source, np.random.default_rng(5))
+    path = str(tmp_path / "mine.weights.h5")
+    source.save_weights(path)
+    x = _raw_images(32)
+    again = keras_resnets.build("cifar_resnet", depth=20, weights=path)
+    np.testing.assert_allclose(again.predict(x, verbose=0), source.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    backbone = keras_resnets.build("cifar_resnet", depth=20, weights=path, include_top=False)
+    features = keras.Model(source.input, source.get_layer("stage3_unit3").output)
+    np.testing.assert_allclose(backbone.predict(x, verbose=0), features.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-5)
