@@ -42,4 +42,3 @@ def serving_model(model, contract):
 def input_entry(contract):
     return {"name": "images", "dtype": "float32",
             "shape": [None, contract.height, contract.width, 3]}
-

@@ -224,4 +224,3 @@ def _decoded_images(image_bytes, *, height, width):
 def _describe(spec):
     shape = spec.shape.as_list() if spec.shape.rank is not None else None
     return {"dtype": spec.dtype.name, "shape": shape}
-
