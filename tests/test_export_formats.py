@@ -70,17 +70,26 @@ RUNTIMES = textwrap.dedent(
                            probabilities[:1], atol=1e-6)
 
     class LiteRT:
-        # The interpreter API as a server uses it: resize only the batch axis (strict: the
-        # other axes are fixed in the model), and set_tensor checks dtype and shape.
+        # docs/serving.md's LiteRT server loop. The interpreter resizes its input to whatever
+        # it is given (a 28x28 or 1-channel image would be classified) and its own shape
+        # errors are terse C++ checks, so the request is checked first against the model's
+        # declared input (shape_signature: -1 for the batch axis), in words.
         def __init__(self, path):
             self.interpreter = Interpreter(model_path=path)
             self.input = self.interpreter.get_input_details()[0]
-            self.outputs = {d["name"]: d["index"]
-                            for d in self.interpreter.get_output_details()}
             runner = self.interpreter.get_signature_runner()
             self.output_names = runner.get_output_details()
 
+        def check(self, images):
+            want, dtype = list(self.input["shape_signature"]), np.dtype(self.input["dtype"])
+            if (images.dtype != dtype or images.ndim != len(want)
+                    or any(w not in (-1, s) for w, s in zip(want, images.shape))):
+                axes = ", ".join("batch" if w < 0 else str(w) for w in want)
+                raise ValueError(f"`images` must be {dtype.name} of shape [{axes}]. "
+                                 f"Received: {images.dtype.name} {list(images.shape)}")
+
         def __call__(self, images):
+            self.check(images)
             self.interpreter.resize_tensor_input(self.input["index"], images.shape,
                                                  strict=True)
             self.interpreter.allocate_tensors()
@@ -210,11 +219,11 @@ BAD_MESSAGES = {
         "channels first": "index: 1 Got: 3 Expected: 32",
     },
     "litert": {
-        "rank 3": "ResizeInputTensorStrict",
-        "one channel": "ResizeInputTensorStrict",
-        "wrong size": "ResizeInputTensorStrict",
-        "uint8": "Got value of type UINT8 but expected type FLOAT32",
-        "channels first": "ResizeInputTensorStrict",
+        "rank 3": "must be float32 of shape [batch, 32, 32, 3]. Received: float32 [32, 32, 3]",
+        "one channel": "Received: float32 [1, 32, 32, 1]",
+        "wrong size": "Received: float32 [1, 28, 28, 3]",
+        "uint8": "must be float32 of shape [batch, 32, 32, 3]. Received: uint8 [1, 32, 32, 3]",
+        "channels first": "Received: float32 [1, 3, 32, 32]",
     },
 }
 
