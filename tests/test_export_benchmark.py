@@ -17,7 +17,8 @@ def _result(median_tf=10.0, median_onnx=2.0):
                         "tensorflow": "2.21.0"},
             "models": [{"model": "cifar_resnet20", "input_shape": [32, 32, 3], "threads": 2,
                         "rounds": 1, "export_seconds": 1.0, "results": rows,
-                        "fastest_batch1": "onnx", "speedup_vs_saved_model": median_tf / median_onnx}]}
+                        "fastest_batch1": "onnx",
+                        "speedup_vs_saved_model": median_tf / median_onnx}]}
 
 
 def test_section_is_appended_then_replaced(tmp_path):
