@@ -54,7 +54,7 @@ def test_family_exports_and_serves(name, kwargs, tmp_path):
 
 
 # ONNX and LiteRT float32 for every family, in a fresh process on real CIFAR-10 images. All
-# are slow (about 30 s each on 2 cores): the default run checks cifar_resnet20 this way in
+# are slow (20 to 150 s each on 2 shared cores): the default run checks cifar_resnet20 so in
 # test_export_formats.py.
 RUNTIMES = """
 import json, sys
