@@ -9,6 +9,7 @@
     python -m benchmarks time-to-accuracy --target 0.91 --run runs/r20
     python -m benchmarks time-to-accuracy --target 0.5 --train -- --epochs 2 --out runs/tta
     python -m benchmarks report --out docs                     # re-render docs/benchmarks.*
+    python -m benchmarks inference --out docs   # export formats' latency (benchmarks/inference.py)
 
 Every measuring subcommand takes `--out DIR`: its result is merged into DIR/benchmarks.json
 (replacing an earlier result of the same kind, model and sizes) and DIR/benchmarks.md and
@@ -297,6 +298,17 @@ def _parser():
     p.add_argument("--train", nargs=argparse.REMAINDER,
                    help="train first: the rest are `keras-resnets train` arguments")
 
+    p = sub.add_parser("inference", help="batch 1 latency and batch 32 throughput per export "
+                                         "format (SavedModel, ONNX Runtime, LiteRT)")
+    p.add_argument("--out", help="write DIR/inference.json and its section of DIR/benchmarks.md")
+    p.add_argument("--models", nargs="+", default=["cifar_resnet20", "resnet", "resnet50"])
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds per model")
+    p.add_argument("--threads", type=int, help="threads of every runtime (default: all cores)")
+    p.add_argument("--accuracy", metavar="CHECKPOINT",
+                   help="also: CIFAR-10 test accuracy of this .keras through each format")
+    p.add_argument("--data", help="CIFAR-10 source for --accuracy, as for keras-resnets train")
+    p.add_argument("--limit", type=int, help="--accuracy on the first N test images only")
+
     p = sub.add_parser("report", help="render DIR/benchmarks.json again")
     p.add_argument("--out", required=True)
 
@@ -402,6 +414,16 @@ def main(argv=None):
 
         memory.worker(args.model, variant=args.variant, batch_size=args.batch_size,
                       input_size=args.input_size, classes=args.classes, steps=args.steps)
+        return 0
+    if args.command == "inference":  # its own JSON and section: benchmarks/inference.py
+        from benchmarks import inference
+
+        result = inference.run(args.models, rounds=args.rounds, threads=args.threads,
+                               checkpoint=args.accuracy, data=args.data, limit=args.limit)
+        result["command"] = _command(argv)
+        print(inference.markdown(result))
+        if args.out:
+            print(f"Wrote {inference.write(result, args.out)}")
         return 0
     if args.command == "report":
         results = _load(args.out, True)

@@ -135,8 +135,11 @@ def _pixels(item, image_size):
                 )
                 image = image.resize((width, height), Image.BILINEAR)
             width, height = image.size
-            flat = list(image.getdata())
-        return [[list(flat[row * width + col]) for col in range(width)] for row in range(height)]
+            # Raw bytes rather than `getdata()`, deprecated in Pillow 12 (and gone in 14).
+            data = image.tobytes()
+        row_bytes = width * 3
+        return [[list(data[row * row_bytes + 3 * col:row * row_bytes + 3 * col + 3])
+                 for col in range(width)] for row in range(height)]
     if image_size is not None:
         raise ValueError("image_size only resizes image files; resize pixel arrays beforehand.")
     return item.tolist() if hasattr(item, "tolist") else item
@@ -165,8 +168,14 @@ def main(argv=None):
         parser.error(f"--size takes HEIGHT [WIDTH]. Received: --size {args.size}")
 
     size = None if args.size is None else tuple(args.size) * (2 if len(args.size) == 1 else 1)
-    body = build_request(args.images, use_bytes=args.use_bytes,
-                         signature_name=args.signature, image_size=size)
+    try:
+        body = build_request(args.images, use_bytes=args.use_bytes,
+                             signature_name=args.signature, image_size=size)
+    except (OSError, ValueError) as error:  # a missing or unreadable image: one line
+        message = (f"cannot read image {error.filename}: {error.strerror}"
+                   if getattr(error, "filename", None) and error.strerror else str(error))
+        print(f"error: {message}", file=sys.stderr)
+        return 2
     if args.print_request:
         print(json.dumps(body))
         return 0

@@ -77,7 +77,7 @@ def _parser():
     p.add_argument("--test-limit", type=int)
     p.add_argument("--plot", help="also draw the confusion matrix into this PNG")
 
-    p = sub.add_parser("export", help="export a checkpoint as a SavedModel for TF Serving")
+    p = sub.add_parser("export", help="export a checkpoint for TF Serving, ONNX Runtime or LiteRT")
     p.add_argument("--checkpoint", required=True, help="a .keras file")
     p.add_argument("--name", required=True, help="the model name: saved_models/NAME/<version>")
     p.add_argument("--base", default="saved_models", help="the base folder (default saved_models)")
@@ -86,6 +86,10 @@ def _parser():
     p.add_argument("--dtype", default="float32", choices=["float32", "keep"],
                    help="float32 (default): serve a mixed-precision model in float32, fast on "
                         "any server; keep: serve in the training precision")
+    p.add_argument("--format", default="saved_model", choices=["saved_model", "onnx", "litert"],
+                   help="saved_model (default): TF Serving; onnx: ONNX Runtime; litert: TFLite")
+    p.add_argument("--quantize", choices=["int8"],
+                   help="litert only: dynamic-range int8 weights (see docs/serving.md)")
 
     p = sub.add_parser("list", help="list the registered models")
     p.add_argument("pattern", nargs="?", help="a glob, e.g. 'cifar_*'")
@@ -177,8 +181,9 @@ def _export(args):
     try:
         path = export(model, os.path.join(args.base, args.name), version=args.version,
                       overwrite=args.overwrite, class_names=_class_names_for(args.checkpoint),
-                      dtype=args.dtype)
-    except RuntimeError as error:  # e.g. the wrong backend: one line, not a stack trace
+                      dtype=args.dtype, format=getattr(args, "format", "saved_model"),
+                      quantize=getattr(args, "quantize", None))
+    except (RuntimeError, ImportError) as error:  # the backend, a missing extra: one line
         raise ValueError(str(error)) from None
     print(f"Exported {args.checkpoint} to {path}")
     return path

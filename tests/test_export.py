@@ -276,7 +276,7 @@ def _parse_signature_defs(text):
     return signatures
 
 
-def test_saved_model_cli_lists_both_signatures(exported):
+def test_saved_model_cli_lists_the_signatures(exported):
     text = _saved_model_cli("show", "--all", "--dir", str(exported))
     signatures = _parse_signature_defs(text)
     outputs = {
@@ -286,9 +286,26 @@ def test_saved_model_cli_lists_both_signatures(exported):
     }
     assert signatures["serving_default"] == {
         "inputs": {"images": ("DT_FLOAT", "(-1, 32, 32, 3)")}, "outputs": outputs}
+    assert signatures["serving_uint8"] == {
+        "inputs": {"images": ("DT_UINT8", "(-1, 32, 32, 3)")}, "outputs": outputs}
     assert signatures["serving_bytes"] == {
         "inputs": {"image_bytes": ("DT_STRING", "(-1)")}, "outputs": outputs}
-    assert text.count("Method name is: tensorflow/serving/predict") == 2
+    assert text.count("Method name is: tensorflow/serving/predict") == 3
+
+
+def test_saved_model_cli_run_on_a_saved_npy(exported, model, cifar_pngs, tmp_path):
+    # `saved_model_cli run` feeds the .npy to the signature as a C++ client would and writes
+    # each output as .npy: independent of this process's model and of tf.saved_model.load.
+    pixels = _png_pixels(cifar_pngs)
+    np.save(tmp_path / "pixels.npy", pixels)
+    _saved_model_cli("run", "--dir", str(exported), "--tag_set", "serve",
+                     "--signature_def", "serving_default",
+                     "--inputs", f"images={tmp_path / 'pixels.npy'}",
+                     "--outdir", str(tmp_path / "out"))
+    expected = _predict(model, pixels)
+    np.testing.assert_allclose(np.load(tmp_path / "out" / "probabilities.npy"), expected,
+                               atol=TOLERANCE)
+    assert np.load(tmp_path / "out" / "classes.npy").tolist() == expected.argmax(-1).tolist()
 
 
 def test_graph_needs_no_xla(exported, tmp_path):
@@ -309,7 +326,9 @@ def test_verify_describes_signatures(exported):
     for path in (exported, exported.parent):
         info = export_module.verify(path)
         assert info["path"] == str(exported) and info["version"] == 1
-        assert sorted(info["signatures"]) == ["serving_bytes", "serving_default"]
+        assert sorted(info["signatures"]) == ["serving_bytes", "serving_default",
+                                              "serving_uint8"]
+        assert info["format"] == "saved_model"
         default = info["signatures"]["serving_default"]
         assert default["inputs"] == {"images": {"dtype": "float32", "shape": [None, 32, 32, 3]}}
         assert default["outputs"]["probabilities"] == {"dtype": "float32", "shape": [None, 10]}
@@ -548,6 +567,106 @@ def test_tf_serving_loader_path(exported, model, cifar_pngs):
             _tf_serving_session_run(exported, "serving_default", {"images": BAD_IMAGES[case]})
 
 
+# --- uint8 pixels, NaN pixels, wrong dtypes ------------------------------------------------
+
+
+def test_uint8_signature_matches_float32(loaded, model, cifar_pngs):
+    pixels = _png_pixels(cifar_pngs)
+    got = loaded.signatures["serving_uint8"](images=tf.constant(pixels.astype("uint8")))
+    np.testing.assert_allclose(got["probabilities"], _predict(model, pixels), atol=TOLERANCE)
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"must be uint8 of shape \[batch, 32, 32, 3\]"):
+        loaded.signatures["serving_uint8"](images=tf.zeros((1, 28, 28, 3), tf.uint8))
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_non_finite_pixels_are_refused(exported, loaded, model, value):
+    images = np.full((2, 32, 32, 3), 100.0, "float32")
+    images[1, 3, 4, 0] = value
+    with pytest.raises(tf.errors.InvalidArgumentError, match="NaN or infinite"):
+        loaded.signatures["serving_default"](images=images)
+    # The same refusal through TF Serving's loader path, and the server goes on serving.
+    with pytest.raises(tf.errors.InvalidArgumentError, match="NaN or infinite"):
+        _tf_serving_session_run(exported, "serving_default", {"images": images})
+    got = _tf_serving_session_run(exported, "serving_default", {"images": images[:1]})
+    np.testing.assert_allclose(got["probabilities"], _predict(model, images[:1]), atol=TOLERANCE)
+
+
+def test_wrong_dtype_is_refused_by_the_loader(exported):
+    # TF Serving feeds a gRPC tensor to Session::Run as it is: the session checks the dtype.
+    with pytest.raises(tf.errors.InvalidArgumentError, match="(?i)float.*uint8|uint8.*float"):
+        _tf_serving_session_run(exported, "serving_default",
+                                {"images": np.zeros((1, 32, 32, 3), "uint8")})
+
+
+# --- TF Serving's warm-up file ------------------------------------------------------------
+
+WARMUP_REPLAY = textwrap.dedent(
+    """
+    # What TF Serving does with assets.extra/tf_serving_warmup_requests at load
+    # (servables/tensorflow/saved_model_warmup_util.cc): read each record as a PredictionLog,
+    # run its PredictRequest against the signature it names, fail the load on any error.
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    version_dir = sys.argv[1]
+    replayed = []
+    with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
+        meta_graph = tf.compat.v1.saved_model.load(session, ["serve"], version_dir)
+        path = version_dir + "/assets.extra/tf_serving_warmup_requests"
+        for record in tf.compat.v1.io.tf_record_iterator(path):
+            log = prediction_log_pb2.PredictionLog.FromString(record)
+            assert log.WhichOneof("log_type") == "predict_log", log
+            request = log.predict_log.request
+            signature = meta_graph.signature_def[request.model_spec.signature_name]
+            assert sorted(request.inputs) == sorted(signature.inputs), request.inputs.keys()
+            feeds = {}
+            for key, tensor in request.inputs.items():
+                spec = signature.inputs[key]
+                assert tensor.dtype == spec.dtype, (key, tensor.dtype, spec.dtype)
+                shape = [d.size for d in tensor.tensor_shape.dim]
+                declared = [d.size for d in spec.tensor_shape.dim]
+                assert len(shape) == len(declared) and all(
+                    d in (-1, s) for s, d in zip(shape, declared)), (key, shape, declared)
+                feeds[spec.name] = tf.make_ndarray(tensor)
+            names = sorted(signature.outputs)
+            outputs = session.run([signature.outputs[n].name for n in names], feeds)
+            replayed.append({"signature": request.model_spec.signature_name,
+                             "shapes": {n: list(o.shape) for n, o in zip(names, outputs)}})
+    assert "keras_resnets" not in sys.modules
+    print(json.dumps(replayed))
+    """
+)
+
+
+def test_warmup_requests_replay_as_tf_serving_does(exported):
+    pytest.importorskip("tensorflow_serving.apis.prediction_log_pb2")
+    result = subprocess.run(
+        [sys.executable, "-c", WARMUP_REPLAY, str(exported)],
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ""},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    replayed = json.loads(result.stdout.strip().splitlines()[-1])
+    assert [r["signature"] for r in replayed] == list(export_module.saved_model.SIGNATURES)
+    for r in replayed:
+        assert r["shapes"] == {"class_names": [1], "classes": [1], "probabilities": [1, 10]}
+    metadata = export_module.verify(exported)["metadata"]
+    assert metadata["warmup_requests"] == "assets.extra/tf_serving_warmup_requests"
+
+
+def test_export_without_serving_api_warns_and_skips_warmup(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorflow_serving", None)  # as if not installed
+    monkeypatch.setitem(sys.modules, "tensorflow_serving.apis", None)
+    monkeypatch.setitem(sys.modules, "tensorflow_serving.apis.predict_pb2", None)
+    with pytest.warns(UserWarning, match=r"pip install 'keras-resnets\[export\]'"):
+        path = export(_stand_in_model(), tmp_path / "m")
+    assert not (path / "assets.extra" / "tf_serving_warmup_requests").exists()
+    assert export_module.verify(path)["metadata"]["warmup_requests"] is None
+
+
 # --- the REST client (examples/serving_client.py) --------------------------------------------
 
 
@@ -700,3 +819,26 @@ def test_client_post_and_main_without_network(client, loaded, cifar_pngs, tmp_pa
         client.post(url, {"instances": []})
     assert client.main(["--url", url, "--images", str(files[0])]) == 1
     assert "HTTP 400" in capsys.readouterr().err
+
+
+def test_client_missing_image_and_no_pillow_warning(cifar_pngs, tmp_path):
+    # A fresh process, with every DeprecationWarning an error (Pillow's `getdata` is one).
+    files = _png_files(cifar_pngs[:1], tmp_path)
+
+    def client_main(*images):
+        return subprocess.run(
+            [sys.executable, "-W", "error::DeprecationWarning",
+             str(REPO / "examples" / "serving_client.py"), "--url", "http://localhost:1/x",
+             "--print-request", "--images", *map(str, images)],
+            capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": ""},
+        )
+
+    done = client_main(files[0])
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    pixels = json.loads(done.stdout)["instances"][0]["images"]
+    np.testing.assert_array_equal(np.asarray(pixels), _png_pixels(cifar_pngs[:1])[0])
+
+    done = client_main(files[0], tmp_path / "missing.png")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"error: cannot read image {tmp_path / 'missing.png'}: No such file or directory"]

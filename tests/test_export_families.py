@@ -51,3 +51,64 @@ def test_family_exports_and_serves(name, kwargs, tmp_path):
     from_bytes = loaded.signatures["serving_bytes"](image_bytes=tf.constant(encoded))
     np.testing.assert_allclose(from_bytes["probabilities"].numpy(), expected, rtol=1e-4,
                                atol=1e-5)
+
+
+# ONNX and LiteRT float32 for every family, in a fresh process on real CIFAR-10 images. All
+# are slow (20 to 150 s each on 2 shared cores): the default run checks cifar_resnet20 so in
+# test_export_formats.py.
+RUNTIMES = """
+import json, sys
+import numpy as np
+import onnxruntime as ort
+from ai_edge_litert.interpreter import Interpreter
+
+onnx_file, tflite_file, pixels_file = sys.argv[1:]
+pixels = np.load(pixels_file)
+session = ort.InferenceSession(onnx_file, providers=["CPUExecutionProvider"])
+onnx_probabilities = session.run(["probabilities"], {"images": pixels})[0]
+runner = Interpreter(model_path=tflite_file).get_signature_runner()
+litert_probabilities = runner(images=pixels)["probabilities"]
+assert "keras_resnets" not in sys.modules and "keras" not in sys.modules
+print(json.dumps({"onnx": onnx_probabilities.tolist(), "litert": litert_probabilities.tolist()}))
+"""
+
+
+def _cifar_pixels(shape):
+    from test_export import CIFAR10_PNG, _png_pixels, _read_members
+
+    if not CIFAR10_PNG.exists():
+        pytest.skip(f"CIFAR-10 test archive not found at {CIFAR10_PNG}")
+    pixels = _png_pixels(_read_members(CIFAR10_PNG, 1, ["airplane", "automobile"]))
+    if tuple(shape[:2]) != (32, 32):
+        pixels = tf.image.resize(pixels, shape[:2]).numpy()
+    return pixels
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, kwargs", FAMILIES, ids=[f[0] for f in FAMILIES])
+def test_family_onnx_and_litert_match_keras(name, kwargs, tmp_path):
+    pytest.importorskip("tf2onnx")
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("ai_edge_litert")
+    import json
+    import os
+    import subprocess
+    import sys
+
+    keras.utils.set_random_seed(0)
+    model = keras_resnets.build(name, **kwargs)
+    onnx_dir = export(model, tmp_path / "onnx", format="onnx")
+    litert_dir = export(model, tmp_path / "litert", format="litert")
+    pixels = _cifar_pixels(model.input_shape[1:])
+    np.save(tmp_path / "pixels.npy", pixels)
+    done = subprocess.run(
+        [sys.executable, "-c", RUNTIMES, str(onnx_dir / "model.onnx"),
+         str(litert_dir / "model.tflite"), str(tmp_path / "pixels.npy")],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ""},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    expected = model.predict(pixels, verbose=0)
+    for runtime in ("onnx", "litert"):
+        np.testing.assert_allclose(got[runtime], expected, atol=1e-4, err_msg=runtime)
