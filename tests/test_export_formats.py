@@ -116,17 +116,6 @@ RUNTIMES = textwrap.dedent(
 )
 
 
-def _with_random_batchnorm_statistics(model, seed=0):
-    """Non-default BN statistics, so that a constant lost in conversion would show."""
-    rng = np.random.default_rng(seed)
-    for layer in model._flatten_layers(include_self=False):
-        if isinstance(layer, keras.layers.BatchNormalization):
-            n = layer.moving_mean.shape[0]
-            layer.moving_mean.assign(rng.normal(0, 0.2, n).astype("float32"))
-            layer.moving_variance.assign(rng.uniform(0.5, 2.0, n).astype("float32"))
-    return model
-
-
 @pytest.fixture(scope="module")
 def model():
     # The shipped, trained weights: int8's error is meaningful only on a trained network.
