@@ -69,6 +69,7 @@ import threading
 import time
 import typing
 import warnings
+import zipfile
 import zlib
 from pathlib import Path
 from pathlib import PurePosixPath
@@ -936,6 +937,17 @@ def _load_keras_batches(path):
 
 
 def _load_npz(path):
+    try:
+        return _read_npz(path)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        if isinstance(error, DataSourceError):
+            raise
+        raise DataSourceError(
+            f"{path} is not a readable .npz file ({_one_line(error)}); write it again."
+        ) from None
+
+
+def _read_npz(path):
     with np.load(path, allow_pickle=False) as arrays:
         missing = {"x_train", "y_train", "x_test", "y_test"} - set(arrays.files)
         if missing:

@@ -227,6 +227,14 @@ def test_truncated_archives_raise_data_source_errors(tmp_path, name, mode):
     assert raised.value.__cause__ is None and raised.value.__suppress_context__
 
 
+def test_truncated_npz_is_named(tmp_path):
+    from keras_resnets import data
+
+    path = _truncated(_npz(tmp_path / "tiny.npz"))
+    with pytest.raises(data.DataSourceError, match="tiny.npz is not a readable .npz file"):
+        data.load_arrays(path)
+
+
 def test_out_and_base_must_be_folders(tmp_path):
     (tmp_path / "a_file").write_text("not a folder")
     _one_error(_cli(tmp_path, "train", "--out", "a_file"), "--out a_file is a file")
