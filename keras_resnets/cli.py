@@ -9,7 +9,6 @@
 
 import argparse
 import contextlib
-import importlib.util
 import json
 import os
 import sys
@@ -178,12 +177,13 @@ def _start_keras(args):
         import keras
 
         numpy_only = getattr(args, "pipeline", None) == "numpy"
-        if importlib.util.find_spec("tensorflow") is not None and (
-            keras.backend.backend() == "tensorflow" or not numpy_only
-        ):
-            import tensorflow as tf
-
-            tf.get_logger().setLevel("ERROR")
+        if keras.backend.backend() == "tensorflow" or not numpy_only:
+            try:  # TensorFlow is optional on the JAX and PyTorch backends
+                import tensorflow as tf
+            except ImportError:
+                pass
+            else:
+                tf.get_logger().setLevel("ERROR")
     try:
         import absl.logging
 

@@ -735,11 +735,6 @@ def _tfds_has_cifar10(data_dir):
     return os.path.isdir(os.path.join(data_dir, "cifar10"))
 
 
-def _tfds_download(builder):
-    """The network step, on its own so that tests can replace it."""
-    builder.download_and_prepare()
-
-
 # Where TFDS's cifar10 builder downloads from (its `url`; TFDS tries GCS first, which is on
 # the same networks).
 _TFDS_CIFAR10_HOST = ("www.cs.toronto.edu", 443)
@@ -752,6 +747,17 @@ def _network_reachable(address=_TFDS_CIFAR10_HOST, timeout=2.0):
             return True
     except OSError:
         return False
+
+
+def _tfds_download(builder):
+    """The network step, on its own so that tests can replace it."""
+    if not _network_reachable():
+        host, port = _TFDS_CIFAR10_HOST
+        raise DataSourceError(
+            f"TFDS cifar10 is not in {_tfds_data_dir()} and there is no network to download "
+            f"it ({host}:{port} did not answer within 2 s)"
+        )
+    builder.download_and_prepare()
 
 
 def _new_empty_folders(folders):
@@ -768,15 +774,6 @@ def _remove_if_empty(folders):
 
 def _load_tfds(*, download):
     data_dir = _tfds_data_dir()
-    prepared = any(
-        "dataset_info.json" in files for _, _, files in os.walk(os.path.join(data_dir, "cifar10"))
-    )
-    if download and not prepared and not _network_reachable():
-        host, port = _TFDS_CIFAR10_HOST
-        raise DataSourceError(
-            f"TFDS cifar10 is not in {data_dir} and there is no network to download it "
-            f"({host}:{port} did not answer within 2 s)"
-        )
     created = _new_empty_folders([data_dir, os.path.join(data_dir, "cifar10"),
                                   os.path.join(data_dir, "downloads")])
     try:
