@@ -50,21 +50,27 @@ model.fit(ds.train, validation_data=ds.test, epochs=...)
 """
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import functools
 import hashlib
 import io
 import json
+import lzma
 import os
 import pickle
 import queue
 import re
+import shutil
+import socket
 import tarfile
 import tempfile
 import threading
 import time
 import typing
 import warnings
+import zipfile
+import zlib
 from pathlib import Path
 from pathlib import PurePosixPath
 
@@ -342,7 +348,7 @@ def make_pipeline(
             f"{len(x)} examples in batches of {batch_size}). "
             f"Received: steps_per_epoch={steps_per_epoch}"
         )
-    steps = steps_per_epoch or full_steps
+    steps = full_steps if steps_per_epoch is None else steps_per_epoch
     if resolve_engine(engine) == "numpy":
         return ArrayBatches(
             x, y, batch_size=batch_size, augment=augment, seed=seed, shuffle=shuffle,
@@ -515,7 +521,14 @@ class ArrayBatches(keras.utils.PyDataset):
         pad=4,
         workers=None,
     ):
-        workers = workers or min(4, os.cpu_count() or 1)
+        if workers is None:
+            workers = min(4, os.cpu_count() or 1)
+        for name, value in (("batch_size", batch_size), ("workers", workers),
+                            ("steps_per_epoch", steps_per_epoch)):
+            if value is not None and (isinstance(value, bool) or int(value) != value
+                                      or value < 1):
+                raise ValueError(f"`{name}` must be a positive integer. Received: "
+                                 f"{name}={value!r}")
         super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=8)
         self.x = np.asarray(x, dtype=np.uint8)
         self.y = np.asarray(y, dtype=np.int32)
@@ -526,8 +539,10 @@ class ArrayBatches(keras.utils.PyDataset):
         self.shuffle = shuffle
         self.pad = pad
         batches = len(self.x) / self.batch_size
-        self.steps = steps_per_epoch or int(batches if drop_remainder else np.ceil(batches))
-        self.epoch = first_epoch or 0
+        if steps_per_epoch is None:
+            steps_per_epoch = int(batches if drop_remainder else np.ceil(batches))
+        self.steps = steps_per_epoch
+        self.epoch = 0 if first_epoch is None else first_epoch
         self._order = (None, None)
         self._lock = threading.Lock()
         self._rows = (1, 0)
@@ -620,6 +635,8 @@ def balanced_subset(x, y, limit):
     Returns:
         `(x, y)` with `min(limit, N)` examples.
     """
+    if isinstance(limit, bool) or int(limit) != limit or limit < 1:
+        raise ValueError(f"`limit` must be a positive integer. Received: limit={limit!r}")
     if limit >= len(y):
         return x, y
     y = np.asarray(y)
@@ -669,6 +686,11 @@ def _load_path(path, cache_dir, origin):
         if path.suffix == ".npz":
             return _load_npz(path)
         if not tarfile.is_tarfile(path):
+            if path.name.endswith(_ARCHIVE_SUFFIXES):
+                raise DataSourceError(
+                    f"{origin}: {path} is not a readable tar archive (truncated or corrupt?); "
+                    "copy or download it again."
+                )
             raise DataSourceError(
                 f"{origin}: {path} is neither a folder, a tar archive nor a .npz file. "
                 f"{_HOW_TO_POINT}"
@@ -713,13 +735,55 @@ def _tfds_has_cifar10(data_dir):
     return os.path.isdir(os.path.join(data_dir, "cifar10"))
 
 
+# Where TFDS's cifar10 builder downloads from (its `url`; TFDS tries GCS first, which is on
+# the same networks).
+_TFDS_CIFAR10_HOST = ("www.cs.toronto.edu", 443)
+
+
+def _network_reachable(address=_TFDS_CIFAR10_HOST, timeout=2.0):
+    """One short connection attempt: offline, TFDS would retry its download for minutes."""
+    try:
+        with socket.create_connection(address, timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def _tfds_download(builder):
     """The network step, on its own so that tests can replace it."""
+    if not _network_reachable():
+        host, port = _TFDS_CIFAR10_HOST
+        raise DataSourceError(
+            f"TFDS cifar10 is not in {_tfds_data_dir()} and there is no network to download "
+            f"it ({host}:{port} did not answer within 2 s)"
+        )
     builder.download_and_prepare()
+
+
+def _new_empty_folders(folders):
+    """The folders of `folders` that do not exist yet: removed again after a failed download
+    if it left them without a file (TFDS creates them before it downloads anything)."""
+    return [folder for folder in folders if not os.path.exists(folder)]
+
+
+def _remove_if_empty(folders):
+    for folder in folders:
+        if os.path.isdir(folder) and not any(files for _, _, files in os.walk(folder)):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _load_tfds(*, download):
     data_dir = _tfds_data_dir()
+    created = _new_empty_folders([data_dir, os.path.join(data_dir, "cifar10"),
+                                  os.path.join(data_dir, "downloads")])
+    try:
+        return _read_tfds(data_dir, download=download)
+    except BaseException:
+        _remove_if_empty(reversed(created))
+        raise
+
+
+def _read_tfds(data_dir, *, download):
     try:
         import tensorflow_datasets as tfds
     except ImportError as error:
@@ -796,8 +860,19 @@ def _find_keras_batches_in(folder):
     return None
 
 
+@contextlib.contextmanager
+def _archive_errors(path):
+    """A truncated or corrupt archive is named in one line, not a tarfile/lzma stack trace."""
+    try:
+        yield
+    except (tarfile.TarError, EOFError, lzma.LZMAError, zlib.error, OSError) as error:
+        raise DataSourceError(
+            f"{path} is truncated or corrupt ({_one_line(error)}); copy or download it again."
+        ) from None
+
+
 def _is_keras_archive(path):
-    with tarfile.open(path) as archive:
+    with _archive_errors(path), tarfile.open(path) as archive:
         for member in archive:
             if PurePosixPath(member.name).name in ("data_batch_1", "test_batch"):
                 return True
@@ -819,7 +894,7 @@ def _load_keras_batches(path):
             if (path / name).is_file():
                 blobs[name] = (path / name).read_bytes()
     else:
-        with tarfile.open(path) as archive:
+        with _archive_errors(path), tarfile.open(path) as archive:
             for member in archive:
                 name = PurePosixPath(member.name).name
                 if member.isfile() and name in wanted:
@@ -859,6 +934,17 @@ def _load_keras_batches(path):
 
 
 def _load_npz(path):
+    try:
+        return _read_npz(path)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        if isinstance(error, DataSourceError):
+            raise
+        raise DataSourceError(
+            f"{path} is not a readable .npz file ({_one_line(error)}); write it again."
+        ) from None
+
+
+def _read_npz(path):
     with np.load(path, allow_pickle=False) as arrays:
         missing = {"x_train", "y_train", "x_test", "y_test"} - set(arrays.files)
         if missing:
@@ -925,7 +1011,7 @@ def _read_folder(files):
 def _read_archive(path):
     # tarfile streams members straight out of the (compressed) archive: no extraction to
     # disk, and nothing left behind. image_dataset_from_directory would need both.
-    with tarfile.open(path) as archive:
+    with _archive_errors(path), tarfile.open(path) as archive:
         for member in archive:
             found = member.isfile() and _split_class(PurePosixPath(member.name).parts)
             if found:

@@ -15,15 +15,22 @@ def confusion_matrix(labels, predictions, num_classes):
 
 
 def format_confusion_matrix(matrix, class_names):
-    """A fixed-width table: rows are true classes, columns predictions, with recall."""
-    short = [name[:6] for name in class_names]
-    width = max(6, len(str(int(matrix.max()))))
-    header = " " * 11 + " ".join(f"{s:>{width}}" for s in short) + "  recall"
-    lines = ["rows: true class, columns: predicted", header]
-    for name, row in zip(class_names, matrix):
-        recall = row[list(class_names).index(name)] / max(row.sum(), 1)
+    """A fixed-width table: rows are true classes, columns predictions, with recall.
+
+    Rows carry the class names in full; columns are numbered as the rows are, so the table
+    stays narrow however long the names are.
+    """
+    names = [str(name) for name in class_names]
+    number = len(str(len(names) - 1))
+    label = number + 1 + max(len(name) for name in names)
+    width = max(len(str(int(matrix.max()))), number, 4)
+    header = f"{'predicted:':>{label}} " + " ".join(f"{i:>{width}}" for i in range(len(names)))
+    lines = ["rows: true class, columns: predicted class (numbered as the rows)",
+             header + "  recall"]
+    for i, (name, row) in enumerate(zip(names, matrix)):
+        recall = row[i] / max(row.sum(), 1)
         cells = " ".join(f"{int(v):>{width}}" for v in row)
-        lines.append(f"{name[:10]:>10} {cells}  {recall:6.1%}")
+        lines.append(f"{f'{i:>{number}} {name}':<{label}} {cells}  {recall:6.1%}")
     return "\n".join(lines)
 
 
@@ -48,5 +55,6 @@ def plot_confusion_matrix(matrix, class_names, path, *, title=None):
     ax.set_ylabel("true")
     if title:
         ax.set_title(title)
-    fig.colorbar(image, ax=ax, fraction=0.046)
+    colorbar = fig.colorbar(image, ax=ax, fraction=0.046)
+    colorbar.set_label("fraction of the true class (row)")
     return plotting.save_figure(fig, path)

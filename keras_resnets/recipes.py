@@ -104,7 +104,8 @@ class Recipe:
 
     def compile_kwargs(self, model, *, steps_per_epoch, epochs=None, jit_compile="auto"):
         """Attach the weight decay to `model` and return the arguments of `model.compile`."""
-        epochs = epochs or self.epochs_for(steps_per_epoch)
+        if epochs is None:
+            epochs = self.epochs_for(steps_per_epoch)
         apply_weight_decay(model, self.weight_decay)
         return dict(
             optimizer=self.make_optimizer(steps_per_epoch=steps_per_epoch, epochs=epochs),

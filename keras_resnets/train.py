@@ -11,14 +11,25 @@ The run folder holds everything a person or a later process needs:
     last.keras         the model after the last finished epoch
     backup/            BackupAndRestore's state: a killed run resumes from it
     errors.png         train and test error against epoch, as in the papers' figures
+    run.json           what the run trains (model, builder arguments, recipe, class names,
+                       data source, command line), written before the first epoch
     summary.json       model, parameters, recipe, epochs, wall time, accuracies, machine
+
+A run folder holds one run: resuming it with another model, builder arguments or recipe is
+refused (pass another `out`, or `restart=True`), and re-running a finished run reports it
+without training.
 """
 
+import ast
 import csv
+import inspect
 import json
+import numbers
 import os
 import platform
+import shutil
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -29,7 +40,7 @@ from keras_resnets import data as data_lib
 from keras_resnets import distribute as distribute_lib
 from keras_resnets import plotting
 from keras_resnets import recipes as recipes_lib
-from keras_resnets.models.registry import build
+from keras_resnets.models.registry import build, get_builder
 from keras_resnets.utils import count_params
 
 MIXED_PRECISION = (None, "float32", "mixed_float16", "mixed_bfloat16", "auto")
@@ -85,7 +96,7 @@ def resolve_mixed_precision(mixed_precision):
         )
     if mixed_precision == "auto":
         return "mixed_bfloat16" if has_native_bfloat16() else "float32"
-    return mixed_precision or "float32"
+    return "float32" if mixed_precision is None else mixed_precision
 
 
 class WallClock(keras.callbacks.Callback):
@@ -184,6 +195,127 @@ def _trim_history(history_path, initial_epoch):
     return float(rows[-1].get("wall_time") or 0.0), best
 
 
+def builder_arguments(model):
+    """The keyword arguments that the registered builder `model` accepts, following its
+    `**kwargs` into the builder it passes them to (`cifar_resnet` -> `cifar_resnet_family`);
+    None where they cannot be told (no source to read)."""
+    return _accepted_keywords(get_builder(model))
+
+
+def _accepted_keywords(function):
+    parameters = inspect.signature(function).parameters.values()
+    names = {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    var_keyword = next((p.name for p in parameters if p.kind is p.VAR_KEYWORD), None)
+    if var_keyword is None:
+        return names
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+    except (OSError, TypeError, SyntaxError):
+        return None
+    closure = inspect.getclosurevars(function)
+    scope = {**closure.globals, **closure.nonlocals}
+    for node in ast.walk(tree.body[0]):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        # `kwargs.pop("compression", 0.5)`: a keyword the builder takes out of **kwargs.
+        if (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
+                and func.value.id == var_keyword and func.attr in ("pop", "get") and node.args
+                and isinstance(node.args[0], ast.Constant)):
+            names.add(node.args[0].value)
+        # `family(depth, shortcut="none", **kwargs)`: what `family` takes, less what is set.
+        if not any(k.arg is None and isinstance(k.value, ast.Name) and k.value.id == var_keyword
+                   for k in node.keywords):
+            continue
+        callee = scope.get(func.id) if isinstance(func, ast.Name) else None
+        inner = _accepted_keywords(callee) if callable(callee) else None
+        if inner is None:
+            return None
+        positional = [p.name for p in inspect.signature(callee).parameters.values()
+                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        names |= inner - {k.arg for k in node.keywords if k.arg} - set(positional[:len(node.args)])
+    return names
+
+
+def _check_count(name, value, *, minimum=1):
+    """`value` is None (the default) or an integer of at least `minimum`: 0 never means
+    "the default"."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer of at least {minimum}"
+        raise ValueError(f"`{name}` must be {what} or None. Received: {name}={value!r}")
+
+
+# What a run writes into its folder; `restart` removes these and nothing else.
+RUN_FILES = ("backup", "tensorboard", "history.csv", "best.keras", "last.keras", "errors.png",
+             "run.json", "summary.json")
+
+
+def _restart(out):
+    for name in RUN_FILES:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def _read_json(path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def check_run_folder(out, model, model_kwargs, recipe, *,
+                     remedy="pass another `out`, or restart=True to replace it"):
+    """Raise ValueError if the run folder `out` holds a run of another model, other builder
+    arguments or another recipe: resuming it, Keras would fail deep in the restore ("A total
+    of 45 objects could not be loaded")."""
+    previous = _read_json(Path(out) / "run.json")
+    if previous is None:
+        return
+    current = {"model": model, "model_kwargs": _jsonable(model_kwargs), "recipe": recipe}
+    before = {key: previous.get(key) for key in current}
+    if before == current:
+        return
+    network = previous.get("network") or _describe(before["model"], before["model_kwargs"])
+    raise ValueError(
+        f"{out} holds a {network} run ({_describe(before['model'], before['model_kwargs'])}, "
+        f"recipe {before['recipe']!r}); {remedy}. Received: "
+        f"{_describe(model, current['model_kwargs'])}, recipe {recipe!r}"
+    )
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value))
+
+
+def _describe(model, model_kwargs):
+    arguments = ", ".join(f"{k}={v!r}" for k, v in (model_kwargs or {}).items())
+    return f"{model}({arguments})"
+
+
+def _check_input_shape(model_kwargs, image_shape, class_names):
+    """`input_shape` and `classes` may be given, but must fit the data."""
+    if model_kwargs.get("input_shape") is not None:
+        shape = tuple(model_kwargs["input_shape"])
+        if len(shape) != len(image_shape) or any(
+            given is not None and given != size for given, size in zip(shape, image_shape)
+        ):
+            raise ValueError(
+                f"input_shape={shape} does not fit the data's {tuple(image_shape)} images "
+                f"(None fits any size). Received: input_shape={model_kwargs['input_shape']!r}"
+            )
+        model_kwargs["input_shape"] = shape
+    if "classes" in model_kwargs and model_kwargs["classes"] != len(class_names):
+        raise ValueError(
+            f"classes={model_kwargs['classes']!r}, but the data has {len(class_names)} classes "
+            f"({', '.join(class_names)}). Received: classes={model_kwargs['classes']!r}"
+        )
+
+
 def machine_description():
     tf = data_lib._tensorflow()
     backend = keras.backend.backend()
@@ -217,6 +349,7 @@ def train(
     batch_size=None,
     data=None,
     out="runs/run",
+    restart=False,
     seed=0,
     mixed_precision=None,
     jit_compile="auto",
@@ -235,14 +368,19 @@ def train(
 
     Args:
         model: a name from `keras_resnets.list_models()`. Defaults to "cifar_resnet".
-        model_kwargs: dict of builder arguments (`depth`, `shortcut`, ...).
+        model_kwargs: dict of builder arguments (`depth`, `shortcut`, ...). `input_shape` and
+            `classes` default to the data's, and must fit it.
         recipe: a name from `keras_resnets.recipes.RECIPES` or a `Recipe`. Defaults to "fast".
-        epochs: Defaults to the recipe's.
-        steps_per_epoch: cap on the steps of an epoch (a short run). Defaults to a full pass.
-        batch_size: Defaults to the recipe's.
+        epochs: a positive integer. Defaults to None: the recipe's.
+        steps_per_epoch: cap on the steps of an epoch (a short run), positive. Defaults to
+            None: a full pass.
+        batch_size: positive. Defaults to None: the recipe's.
         data: the CIFAR-10 source (see `keras_resnets.data.load_arrays`). Defaults to
             `$KERAS_RESNETS_DATA`, else a search.
-        out: the run folder. Defaults to "runs/run".
+        out: the run folder. Defaults to "runs/run". It holds one run: resuming it with
+            another model, builder arguments or recipe raises ValueError.
+        restart: clear `out` of a previous run (the files in `RUN_FILES` only) and train from
+            the start. Defaults to False: resume.
         seed: seeds the weights, the data order and the augmentation. Defaults to 0.
         mixed_precision: None (float32), "mixed_float16", "mixed_bfloat16" or "auto":
             mixed_bfloat16 where the hardware computes bfloat16 natively (AMX CPUs, Ampere
@@ -251,7 +389,8 @@ def train(
             with XLA. Defaults to "auto", Keras's choice: on for JAX (without it a JAX step
             runs op by op) and for TensorFlow on a GPU, off for TensorFlow on a CPU (where XLA
             does not use oneDNN's convolutions and trains about 2x slower) and for PyTorch.
-        train_limit, test_limit: use only this many images (quick runs and tests).
+        train_limit, test_limit: use only this many images (quick runs and tests), positive.
+            Defaults to None: all.
         distribute: "none", "mirrored" (the GPUs of this host), "multi_worker" (hosts listed
             in `TF_CONFIG`), a `tf.distribute.Strategy` or a `keras.distribution`
             DataParallel/ModelParallel; see `keras_resnets.distribute`. `batch_size` is the
@@ -262,14 +401,38 @@ def train(
             Defaults to tf.data where TensorFlow is installed, else NumPy.
         verbose: Keras's progress bar (1), one line per epoch (2) or silent (0).
     """
+    for name, value in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch),
+                        ("batch_size", batch_size), ("train_limit", train_limit),
+                        ("test_limit", test_limit)):
+        _check_count(name, value)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"`seed` must be an integer of at least 0. Received: seed={seed!r}")
+    if verbose not in (0, 1, 2):
+        raise ValueError(f"`verbose` must be 0, 1 or 2. Received: verbose={verbose!r}")
     model_kwargs = dict(model_kwargs or {})
+    valid = builder_arguments(model)
+    unknown = sorted(set(model_kwargs) - valid) if valid is not None else []
+    if unknown:
+        raise ValueError(f"{model} takes no argument {', '.join(unknown)}. Its arguments: "
+                         f"{', '.join(sorted(valid))}. Received: model_kwargs={model_kwargs}")
+    for folder in (Path(out), *Path(out).parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise ValueError(f"`out` must be a folder, and {folder} is a file. "
+                                 f"Received: out={str(out)!r}")
+            break
     policy = resolve_mixed_precision(mixed_precision)
     if isinstance(recipe, str):
         recipe = recipes_lib.for_model(recipe, model, model_kwargs.get("depth"))
-    batch_size = batch_size or recipe.batch_size
+    batch_size_is_default = batch_size is None
+    if batch_size_is_default:
+        batch_size = recipe.batch_size
     # Before anything runs TensorFlow: MultiWorkerMirroredStrategy must be made at start-up.
     dist = distribute_lib.resolve(distribute)
     dist.check_batch_size(batch_size)
+    if restart and dist.is_chief:
+        _restart(Path(out))
+    check_run_folder(out, model, model_kwargs, recipe.name)
     # The chief writes `out`; other workers write into a temporary folder (see distribute.py).
     out = dist.writable_run_folder(out)
     keras.utils.set_random_seed(seed)
@@ -279,26 +442,44 @@ def train(
 
     arrays = data_lib.load_arrays(data)
     x_train, y_train, x_test, y_test = arrays.x_train, arrays.y_train, arrays.x_test, arrays.y_test
-    if train_limit:
+    if train_limit is not None:
         x_train, y_train = data_lib.balanced_subset(x_train, y_train, train_limit)
-    if test_limit:
+    if test_limit is not None:
         x_test, y_test = data_lib.balanced_subset(x_test, y_test, test_limit)
+    _check_input_shape(model_kwargs, x_train.shape[1:], arrays.class_names)
     full_steps = len(x_train) // batch_size
     if full_steps < 1:
+        default = f" (the {recipe.name} recipe's)" if batch_size_is_default else ""
         raise ValueError(
-            f"batch_size={batch_size} is larger than the {len(x_train)} training images."
+            f"batch_size={batch_size}{default} is larger than the {len(x_train)} training "
+            f"images: pass a smaller batch size. Received: batch_size={batch_size}"
         )
-    steps = min(steps_per_epoch or full_steps, full_steps)
+    steps = full_steps if steps_per_epoch is None else min(steps_per_epoch, full_steps)
     if scale_lr:
         recipe = distribute_lib.scale_learning_rate(recipe, batch_size, steps_per_epoch=steps)
-    epochs = epochs or recipe.epochs_for(steps)
+    if epochs is None:
+        epochs = recipe.epochs_for(steps)
 
     backup_dir = out / "backup"
     initial_epoch = _resume_epoch(backup_dir)
     dist.check_same(initial_epoch, "the epoch to resume at")
+    finished = _read_json(out / "summary.json") if initial_epoch >= epochs else None
+    if finished is not None and finished.get("epochs") == epochs:
+        print(f"{out} is already complete: {finished.get('model')} trained {epochs} of "
+              f"{epochs} epochs, test accuracy {finished.get('final_test_accuracy', 0):.4f} "
+              f"(best {finished.get('best_test_accuracy', 0):.4f}). Pass more epochs (--epochs) to "
+              "go on, or restart (--restart) to train it again.")
+        dist.close()
+        return finished
+    if initial_epoch > epochs:
+        raise ValueError(
+            f"{out} has trained {initial_epoch} epochs already, more than the {epochs} asked "
+            f"for: pass at least {initial_epoch} epochs (--epochs), or restart (--restart). "
+            f"Received: epochs={epochs}"
+        )
     history_path = out / "history.csv"
     elapsed_before, best_before = _trim_history(history_path, initial_epoch)
-    if initial_epoch and verbose:
+    if 0 < initial_epoch < epochs and verbose:
         print(f"Resuming {out} at epoch {initial_epoch + 1} of {epochs}.")
 
     # The training stream is indexed by epoch, so a resumed run sees exactly the batches the
@@ -313,8 +494,9 @@ def train(
     train_ds, test_ds = dist.distribute_datasets(train_ds, test_ds)
 
     with dist.scope():
-        net = build(model, input_shape=x_train.shape[1:], classes=len(arrays.class_names),
-                    **model_kwargs)
+        # `input_shape` and `classes` given in model_kwargs (checked against the data) win.
+        net = build(model, **{"input_shape": x_train.shape[1:],
+                              "classes": len(arrays.class_names), **model_kwargs})
         net.compile(**recipe.compile_kwargs(net, steps_per_epoch=steps, epochs=epochs,
                                             jit_compile=jit_compile))
     if isinstance(train_ds, data_lib.ArrayBatches):  # its epoch follows fit's (resumes too)
@@ -337,7 +519,7 @@ def train(
         print("TensorBoard logs skipped: Keras writes them through TensorFlow, which is not "
               "installed here. history.csv and errors.png hold the curves.")
     (out / "run.json").write_text(json.dumps({
-        "model": model, "model_kwargs": model_kwargs, "recipe": recipe.name,
+        "model": model, "model_kwargs": model_kwargs, "recipe": recipe.name, "network": net.name,
         "class_names": list(arrays.class_names), "data": arrays.source, "argv": sys.argv,
     }, indent=2))
 

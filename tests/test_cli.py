@@ -65,11 +65,14 @@ def test_train_evaluate_export(tmp_path, capsys, monkeypatch):
                      "--test-limit", "100", "--plot", str(plot)]) == 0
     printed = capsys.readouterr().out
     assert "Test accuracy" in printed and "on 100 images" in printed
-    # The confusion matrix rows are the classes; their counts sum to the images evaluated.
-    rows = [line.split() for line in printed.splitlines() if line.strip().startswith(
-        ("airplane", "automobil", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"))]
-    assert len(rows) == 10
-    assert sum(int(v) for row in rows for v in row[1:11]) == 100
+    # The confusion matrix rows are the classes, numbered and named in full; their counts sum
+    # to the images evaluated.
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+             "truck"]
+    rows = [line.split() for line in printed.splitlines()
+            if len(line.split()) > 2 and line.split()[1] in names]
+    assert [row[:2] for row in rows] == [[str(i), name] for i, name in enumerate(names)]
+    assert sum(int(v) for row in rows for v in row[2:12]) == 100
     assert plot.read_bytes()[:4] == b"\x89PNG"
 
     assert cli.main(["export", "--checkpoint", str(out / "best.keras"), "--name", "r20"]) == 0

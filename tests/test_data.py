@@ -270,6 +270,8 @@ def test_search_prefers_prepared_tfds_over_the_keras_cache(isolated, monkeypatch
 def test_tfds_source_reads_the_builder(monkeypatch, tmp_path):
     tfds = pytest.importorskip("tensorflow_datasets")
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+    # mock_data replaces the download, but not the one connection tried before it.
+    monkeypatch.setattr(data, "_network_reachable", lambda *args, **kwargs: True)
     with tfds.testing.mock_data(num_examples=6):  # Random examples; no files, no network.
         arrays = data.load_arrays("tfds")
     assert arrays.x_train.shape == arrays.x_test.shape == (6, 32, 32, 3)
