@@ -86,8 +86,8 @@ def _parser():
     p.add_argument("--seed", type=_non_negative_int, default=0)
     p.add_argument("--mixed-precision",
                    choices=["float32", "mixed_float16", "mixed_bfloat16", "auto"],
-                   help="auto: mixed_bfloat16 on hardware with native bfloat16 (AMX CPUs, "
-                        "Ampere+ GPUs), float32 elsewhere. Default: float32")
+                   help="auto: mixed_bfloat16 on hardware with native bfloat16 (AMX or "
+                        "AVX512_BF16 CPUs, Ampere+ GPUs), float32 elsewhere. Default: float32")
     p.add_argument("--jit-compile", nargs="?", const="on", default="auto",
                    choices=["auto", "on", "off"],
                    help="compile the step with XLA. auto (default): on for JAX and for "

@@ -49,8 +49,9 @@ MIXED_PRECISION = (None, "float32", "mixed_float16", "mixed_bfloat16", "auto")
 def has_native_bfloat16():
     """Whether this machine multiplies bfloat16 in hardware: an NVIDIA GPU of compute
     capability 8.0 or later (Ampere, Hopper), a TPU, or a CPU with AMX-BF16 (Intel Sapphire
-    Rapids and later). Elsewhere bfloat16 is emulated and trains several times slower than
-    float32 (measured: 0.17x on an AVX2 CPU, benchmarks/README.md)."""
+    Rapids and later) or, on TensorFlow, AVX512_BF16 (see `_cpu_has_native_bf16`).
+    Elsewhere bfloat16 is emulated and trains several times slower than float32 (measured:
+    0.17x on an AVX2 CPU, benchmarks/README.md)."""
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
@@ -75,15 +76,24 @@ def has_native_bfloat16():
 
         if torch.cuda.is_available():
             return torch.cuda.get_device_capability() >= (8, 0)
-    return _cpu_has_amx_bf16()
+    return _cpu_has_native_bf16(backend)
 
 
-def _cpu_has_amx_bf16():
+def _cpu_flags():
     try:
         with open("/proc/cpuinfo") as f:
-            return any(line.startswith("flags") and " amx_bf16" in line for line in f)
-    except OSError:  # not Linux: assume no AMX
-        return False
+            return set(next((line for line in f if line.startswith("flags")), "").split())
+    except OSError:  # not Linux: no flags known
+        return set()
+
+
+def _cpu_has_native_bf16(backend):
+    """AMX-BF16 (Intel Sapphire Rapids and later), or, for TensorFlow, whose oneDNN
+    convolutions use it, AVX512_BF16 (AMD Zen 4/5, Intel Cooper Lake): there ResNet-20
+    trained 1.49x faster in bfloat16 than in float32 (AMD EPYC Zen 5, 2 cores,
+    `python -m benchmarks bf16`). Other backends' CPU kernels are unmeasured there."""
+    flags = _cpu_flags()
+    return "amx_bf16" in flags or (backend == "tensorflow" and "avx512_bf16" in flags)
 
 
 def resolve_mixed_precision(mixed_precision):
@@ -383,8 +393,8 @@ def train(
             the start. Defaults to False: resume.
         seed: seeds the weights, the data order and the augmentation. Defaults to 0.
         mixed_precision: None (float32), "mixed_float16", "mixed_bfloat16" or "auto":
-            mixed_bfloat16 where the hardware computes bfloat16 natively (AMX CPUs, Ampere
-            and later GPUs, TPUs; see `has_native_bfloat16`), float32 elsewhere.
+            mixed_bfloat16 where the hardware computes bfloat16 natively (AMX or AVX512_BF16
+            CPUs, Ampere and later GPUs, TPUs; see `has_native_bfloat16`), float32 elsewhere.
         jit_compile: True, False or "auto", as in `model.compile`: compile the train step
             with XLA. Defaults to "auto", Keras's choice: on for JAX (without it a JAX step
             runs op by op) and for TensorFlow on a GPU, off for TensorFlow on a CPU (where XLA

@@ -186,9 +186,9 @@ def test_mixed_precision_auto_follows_the_hardware(monkeypatch):
     if tf.config.list_physical_devices("GPU"):
         pytest.skip("the GPU decides here, not the CPU")
     # On a machine without a GPU the answer is the CPU's: AMX-BF16 or not.
-    monkeypatch.setattr(train_lib, "_cpu_has_amx_bf16", lambda: True)
+    monkeypatch.setattr(train_lib, "_cpu_has_native_bf16", lambda backend: True)
     assert train_lib.resolve_mixed_precision("auto") == "mixed_bfloat16"
-    monkeypatch.setattr(train_lib, "_cpu_has_amx_bf16", lambda: False)
+    monkeypatch.setattr(train_lib, "_cpu_has_native_bf16", lambda backend: False)
     assert train_lib.resolve_mixed_precision("auto") == "float32"
     assert train_lib.resolve_mixed_precision(None) == "float32"
     assert train_lib.resolve_mixed_precision("mixed_float16") == "mixed_float16"
@@ -204,4 +204,7 @@ def test_cpu_amx_detection_reads_the_cpu_flags():
             flags = next(line for line in f if line.startswith("flags")).split()
     except (OSError, StopIteration):
         pytest.skip("no /proc/cpuinfo flags here")
-    assert train_lib._cpu_has_amx_bf16() == ("amx_bf16" in flags)
+    assert train_lib._cpu_has_native_bf16("tensorflow") == (
+        "amx_bf16" in flags or "avx512_bf16" in flags
+    )
+    assert train_lib._cpu_has_native_bf16("jax") == ("amx_bf16" in flags)
