@@ -110,7 +110,11 @@ def _parser():
     _add_tf_logs(p)
 
     p = sub.add_parser("evaluate", help="test accuracy and confusion matrix of a checkpoint")
-    p.add_argument("--checkpoint", required=True, help="a .keras file")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="a .keras file")
+    source.add_argument("--model", help="a registered model, with --weights")
+    p.add_argument("--depth", type=_positive_int, help="with --model: its depth")
+    p.add_argument("--weights", help="with --model: 'cifar10' (shipped weights) or a weights file")
     p.add_argument("--data", help="CIFAR-10 source, as for train")
     p.add_argument("--batch-size", type=_positive_int, default=256)
     p.add_argument("--test-limit", type=_positive_int)
@@ -310,7 +314,11 @@ def _train(args):
 
 
 def _evaluate(args):
-    _check_keras_file(args.checkpoint)
+    if args.checkpoint:
+        _check_keras_file(args.checkpoint)
+    elif not args.weights:
+        raise ValueError(f"--model {args.model} needs --weights (e.g. --weights cifar10): "
+                         "an untrained model has nothing to evaluate.")
     if args.plot:  # before the evaluation, not after it
         folder = Path(args.plot).parent
         if not folder.is_dir():
@@ -322,7 +330,13 @@ def _evaluate(args):
     from keras_resnets import data as data_lib
     from keras_resnets import evaluation
 
-    model = _load_checkpoint(args.checkpoint)
+    if args.checkpoint:
+        model = _load_checkpoint(args.checkpoint)
+    else:
+        from keras_resnets import models
+
+        depth = {"depth": args.depth} if args.depth is not None else {}
+        model = models.build(args.model, weights=args.weights, **depth)
     arrays = data_lib.load_arrays(args.data)
     x, y = arrays.x_test, arrays.y_test
     if args.test_limit is not None:
@@ -330,7 +344,7 @@ def _evaluate(args):
     ds = data_lib.make_pipeline(x, y, batch_size=args.batch_size, training=False)
     probabilities = model.predict(ds, verbose=1)
     predicted = np.argmax(probabilities, axis=-1)
-    names = _class_names_for(args.checkpoint) or arrays.class_names
+    names = (args.checkpoint and _class_names_for(args.checkpoint)) or arrays.class_names
     matrix = evaluation.confusion_matrix(y, predicted, len(names))
     accuracy = float(np.mean(predicted == y))
     print(f"Test accuracy: {accuracy:.4f} on {len(y)} images ({arrays.source})")

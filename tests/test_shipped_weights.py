@@ -81,3 +81,21 @@ def test_a_corrupt_shipped_file_is_refused(tmp_path, monkeypatch):
     broken = dataclasses.replace(entry, url="package:copy.weights.h5")
     with pytest.raises(WeightsError, match="does not match the publisher's hash"):
         files.fetch(broken)
+
+
+def test_evaluate_reproduces_the_recorded_full_test_set_figure(test_set):
+    """`keras-resnets evaluate --model ... --weights cifar10` in a fresh process."""
+    import subprocess
+    import sys
+
+    name, entry = SHIPPED[0]
+    depth = [f"--depth={entry.layout['depth']}"] if "depth" in entry.layout else []
+    done = subprocess.run(
+        [sys.executable, "-m", "keras_resnets", "evaluate", "--model", name, *depth,
+         "--weights", "cifar10", "--data", DATA, "--batch-size", "500"],
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PYTHONPATH": os.path.join(os.path.dirname(__file__), os.pardir)},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    expected = f"Test accuracy: {entry.meta['test_accuracy'] / 100:.4f} on 10000 images"
+    assert expected in done.stdout, done.stdout[-2000:]
