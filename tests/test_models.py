@@ -478,6 +478,14 @@ def _raised_here(excinfo):
             "Received: pooling",
             id="pooling",
         ),
+        # `classes` is checked by every builder, the article's conv head included (it used
+        # to complain about `filters`), and a bool is not a count (True built 1 class).
+        pytest.param("highway", dict(classes=0), "Received: classes=0", id="article-classes-0"),
+        pytest.param("plain", dict(classes=True), "Received: classes=True", id="classes-bool"),
+        pytest.param(
+            "cifar_densenet_bc", dict(classes=-3), "Received: classes=-3", id="classes-negative"
+        ),
+        pytest.param("resnet18", dict(classes=2.5), "Received: classes=2.5", id="classes-float"),
     ],
 )
 def test_bad_arguments(name, kwargs, match):
