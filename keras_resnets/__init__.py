@@ -21,7 +21,7 @@ _os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 # Everything is loaded on first use (PEP 562), so that `import keras_resnets`, and with it the
 # CLI's --help, `list` and argument errors, does not import Keras and TensorFlow (10-25 s).
-_SUBMODULES = ("data", "evaluation", "export", "layers", "models", "recipes", "train")
+_SUBMODULES = ("data", "evaluation", "export", "layers", "models", "recipes", "train", "weights")
 _NAMES = {
     "build": "keras_resnets.models",
     "list_models": "keras_resnets.models",
