@@ -56,12 +56,10 @@ def test_torchvision_transplant_is_exact(name, tmp_path):
     path = tmp_path / f"{name}-00000000.pth"
     torch.save(theirs.state_dict(), path)
 
+    # A torchvision file brings torchvision's layout (stride_in_1x1=False for the ResNets)
+    # and preprocessing, as the registry declares them.
     ours = keras_resnets.build(
-        name,
-        weights=str(path),
-        input_shape=(None, None, 3),
-        classifier_activation=None,
-        **({"stride_in_1x1": False} if name.startswith("resnet") else {}),
+        name, weights=str(path), input_shape=(None, None, 3), classifier_activation=None
     )
     rng = np.random.default_rng(0)
     for size in (224, 193):

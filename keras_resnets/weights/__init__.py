@@ -103,22 +103,19 @@ def build_with_weights(info, weights, kwargs):
             f"Received: weights={path!r}"
         )
     fmt = files.format_of(path)
-    if fmt == "keras_applications" and _is_caffe_resnet(path):
-        from keras_resnets.models.registry import CAFFE_MEAN, CAFFE_STD
-
-        kwargs.setdefault("stride_in_1x1", True)
+    # A checkpoint in a publisher's format takes that publisher's layout and preprocessing,
+    # as the registry declares them (torchvision's ResNets stride the 3x3; keras.applications'
+    # ResNets are Caffe's, BGR and mean-subtracted), unless the caller says otherwise.
+    published = [w for w in info.weights if w.format == fmt.replace("safetensors", "torchvision")]
+    if published:
+        kwargs = {**published[0].layout, **kwargs}
         if kwargs.get("include_preprocessing", True) is True:
-            kwargs["include_preprocessing"] = (CAFFE_MEAN, CAFFE_STD)
+            kwargs["include_preprocessing"] = (published[0].mean, published[0].std)
     model = info.builder(**kwargs)
     load(
         model, path, format=fmt, full_model=lambda: info.builder(**{**kwargs, "include_top": True})
     )
     return model
-
-
-def _is_caffe_resnet(path):
-    layers = files.read_legacy_h5(path)
-    return "conv1_conv" in layers and "bias" in layers["conv1_conv"]
 
 
 def read_state(path, format, full_model=None):
