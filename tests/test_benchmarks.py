@@ -194,6 +194,7 @@ def test_memory_efficient_dense_block_updates_bn_statistics_once():
         np.testing.assert_allclose(efficient, plain, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow  # 20 s; the default run stays near 10 minutes on 2 cores; CI's slow step runs it
 def test_pipeline_cost_tiny():
     """The pipeline group on the real CIFAR-10 copy: one short interleaved round."""
     from pathlib import Path
@@ -236,6 +237,7 @@ def test_onednn_log_is_summed_inside_the_window():
                       ("batch_normalization", "backward"): 0.25}
 
 
+@pytest.mark.slow  # 16 s; the default run stays near 10 minutes on 2 cores; CI's slow step runs it
 def test_onednn_breakdown_tiny():
     from benchmarks import onednn
 

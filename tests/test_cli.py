@@ -50,6 +50,9 @@ def test_the_console_script_runs_as_a_module():
 
 
 @needs_cifar
+# 75 s of real training, evaluate and export: slow, so that the default run stays near 10
+# minutes on 2 cores (CI's slow step runs it)
+@pytest.mark.slow
 def test_train_evaluate_export(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "run"

@@ -264,6 +264,7 @@ def test_model_arg_classes_must_fit_the_data(tmp_path):
 # --- 4 and 5: a quiet training run; a run folder holds one run -------------------------------
 
 
+@pytest.mark.slow  # 56 s; the default run stays near 10 minutes on 2 cores; CI's slow step runs it
 def test_train_is_quiet_and_a_run_folder_holds_one_run(tmp_path):
     _npz(tmp_path / "tiny.npz")
     args = ["train", "--data", "tiny.npz", "--out", "runs/run", "--epochs", "1",

@@ -431,6 +431,7 @@ def _has_bfloat16(path):
     return "DT_BFLOAT16" in str(graph.as_graph_def())
 
 
+@pytest.mark.slow  # 23 s; the default run stays near 10 minutes on 2 cores; CI's slow step runs it
 def test_mixed_precision_model_is_served_in_float32_by_default(tmp_path):
     import keras_resnets
 

@@ -28,7 +28,19 @@ FAMILIES = [
 ]
 
 
-@pytest.mark.parametrize("name, kwargs", FAMILIES, ids=[f[0] for f in FAMILIES])
+# The SavedModel check of the bigger families (15 to 30 s each on 2 cores) runs in CI's slow
+# step; the default run keeps one network of each kind of unit.
+DEFAULT_FAMILIES = {"highway", "cifar_resnet", "cifar_highway", "resnet18"}
+
+
+@pytest.mark.parametrize(
+    "name, kwargs",
+    [
+        pytest.param(n, k, marks=() if n in DEFAULT_FAMILIES else pytest.mark.slow)
+        for n, k in FAMILIES
+    ],
+    ids=[f[0] for f in FAMILIES],
+)
 def test_family_exports_and_serves(name, kwargs, tmp_path):
     keras.utils.set_random_seed(0)
     model = keras_resnets.build(name, **kwargs)

@@ -112,6 +112,7 @@ def test_fit_reads_every_batch_of_each_epoch_once(tmp_path, backend, workers, fi
     assert calls[start:] == expected
 
 
+@pytest.mark.slow  # 55 s; the default run stays near 10 minutes on 2 cores; CI's slow step runs it
 def test_train_evaluate_and_a_clear_export_error_without_tensorflow(tmp_path):
     folder = _image_folder(tmp_path / "images")
     out = tmp_path / "run"
