@@ -45,6 +45,8 @@ def test_measure_runs_every_format():
     pytest.importorskip("ai_edge_litert")
     result = inference.measure("cifar_resnet20", rounds=1, calls=(3, 1))
     assert sorted(result["results"]) == sorted(inference.FORMATS)
-    for row in result["results"].values():
+    for key, row in result["results"].items():
         assert row["batch1_calls"] == 3 and row["batch1_median_ms"] > 0
-        assert row["max_abs_diff_vs_keras"] < 1e-3
+        # float32 formats compute Keras's function; int8 weights move the probabilities of
+        # this untrained net by a few thousandths (0.002 measured), as in test_export_formats.
+        assert row["max_abs_diff_vs_keras"] < (0.05 if "int8" in key else 1e-3), key
