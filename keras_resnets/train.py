@@ -79,7 +79,8 @@ def has_native_bfloat16():
     return _cpu_has_native_bf16(backend)
 
 
-def _cpu_flags():
+def cpu_flags():
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
     try:
         with open("/proc/cpuinfo") as f:
             return set(next((line for line in f if line.startswith("flags")), "").split())
@@ -92,7 +93,7 @@ def _cpu_has_native_bf16(backend):
     convolutions use it, AVX512_BF16 (AMD Zen 4/5, Intel Cooper Lake): there ResNet-20
     trained 1.49x faster in bfloat16 than in float32 (AMD EPYC Zen 5, 2 cores,
     `python -m benchmarks bf16`). Other backends' CPU kernels are unmeasured there."""
-    flags = _cpu_flags()
+    flags = cpu_flags()
     return "amx_bf16" in flags or (backend == "tensorflow" and "avx512_bf16" in flags)
 
 

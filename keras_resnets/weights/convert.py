@@ -85,14 +85,8 @@ _KERAS_DENSENET_RULES = [
     (r"bn", "post_bn"),
     (r"(fc1000|predictions)", "predictions"),
 ]
-_KERAS_WEIGHTS = {
-    "kernel": "kernel",
-    "bias": "bias",
-    "gamma": "gamma",
-    "beta": "beta",
-    "moving_mean": "moving_mean",
-    "moving_variance": "moving_variance",
-}
+# Weight names of keras.applications' layers; ours are the same.
+_KERAS_WEIGHTS = frozenset({"kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance"})
 # keras.applications' BatchNormalization epsilon; ours is `_defaults.BN_EPSILON`.
 KERAS_APPLICATIONS_EPSILON = 1.001e-5
 
@@ -171,7 +165,9 @@ def from_keras_applications(layers, *, densenet):
             if name == "bias" and not target.startswith("predictions"):
                 biases[target] = value
             else:
-                out[f"{target}/{_KERAS_WEIGHTS[name]}"] = value
+                if name not in _KERAS_WEIGHTS:
+                    raise ConversionError(f"{layer}: unknown keras.applications weight {name!r}")
+                out[f"{target}/{name}"] = value
     if unknown:
         raise ConversionError(
             f"{len(unknown)} keras.applications layers have no place in this model, "

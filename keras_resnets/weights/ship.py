@@ -36,37 +36,18 @@ def predictions(model, images, batch_size=500):
 
 def cpu_description():
     """e.g. "AMD EPYC, 2 cores, AVX-512 with BF16, no AMX", from /proc/cpuinfo."""
+    from keras_resnets.train import cpu_flags
+
     try:
-        text = open("/proc/cpuinfo").read()
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f
+                          if line.startswith("model name")), "unknown CPU")
     except OSError:
-        return "unknown CPU"
-    model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in text.splitlines()
-            if line.startswith("model name")
-        ),
-        "unknown CPU",
-    )
-    flags = set(
-        next(
-            (
-                line.split(":", 1)[1].split()
-                for line in text.splitlines()
-                if line.startswith("flags")
-            ),
-            [],
-        )
-    )
-    isa = (
-        "AMX"
-        if "amx_bf16" in flags
-        else (
-            "AVX-512 with BF16, no AMX"
-            if "avx512_bf16" in flags
-            else "AVX-512, no BF16" if "avx512f" in flags else "AVX2 only"
-        )
-    )
+        model = "unknown CPU"
+    flags = cpu_flags()
+    isa = "AMX" if "amx_bf16" in flags else (
+        "AVX-512 with BF16, no AMX" if "avx512_bf16" in flags else
+        "AVX-512, no BF16" if "avx512f" in flags else "AVX2 only")
     return f"{model}, {os.cpu_count()} cores, {isa}"
 
 
