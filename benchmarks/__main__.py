@@ -36,36 +36,129 @@ RESULT_PREFIX = "BENCHMARK_RESULT "
 # AMX or a GPU; elsewhere the bfloat16 groups show how far it falls behind).
 FULL = [
     {"kind": "matmul", "size": 2048, "repeats": 5},
-    {"kind": "throughput", "model": "cifar_resnet20", "batch_size": 128,
-     "modes": ["train", "inference"], "steps": 3, "repeats": 7, "warmup_steps": 3},
-    {"kind": "throughput", "model": "cifar_resnet20", "batch_size": 128, "modes": ["train"],
-     "steps": 3, "repeats": 7, "warmup_steps": 3, "precision": "bfloat16"},
-    {"kind": "bf16", "model": "cifar_resnet20", "batch_size": 128, "steps": 3, "repeats": 5,
-     "matmul_size": 2048, "timeout": 1500},
-    {"kind": "throughput", "model": "resnet50", "batch_size": 32, "input_size": 224,
-     "modes": ["train"], "steps": 1, "repeats": 5, "warmup_steps": 2},
-    {"kind": "throughput", "model": "resnet50", "batch_size": 32, "input_size": 224,
-     "modes": ["train"], "steps": 1, "repeats": 5, "warmup_steps": 2, "precision": "bfloat16"},
-    {"kind": "throughput", "model": "densenet121", "batch_size": 32, "input_size": 224,
-     "modes": ["train"], "steps": 1, "repeats": 5, "warmup_steps": 2},
-    {"kind": "throughput", "model": "densenet121", "batch_size": 32, "input_size": 224,
-     "modes": ["train"], "steps": 1, "repeats": 5, "warmup_steps": 2, "precision": "bfloat16"},
-    {"kind": "memory", "model": "cifar_densenet_bc100", "batch_size": 64, "steps": 3,
-     "variants": ["plain", "memory_efficient"]},
-    {"kind": "throughput", "model": "cifar_densenet_bc100", "peers": ["memory_efficient"],
-     "batch_size": 64, "modes": ["train"], "steps": 2, "repeats": 5, "warmup_steps": 2},
-    {"kind": "memory", "model": "densenet121", "batch_size": 16, "input_size": 224, "steps": 2,
-     "variants": ["plain", "memory_efficient", "keras_app"]},
+    {
+        "kind": "throughput",
+        "model": "cifar_resnet20",
+        "batch_size": 128,
+        "modes": ["train", "inference"],
+        "steps": 3,
+        "repeats": 7,
+        "warmup_steps": 3,
+    },
+    {
+        "kind": "throughput",
+        "model": "cifar_resnet20",
+        "batch_size": 128,
+        "modes": ["train"],
+        "steps": 3,
+        "repeats": 7,
+        "warmup_steps": 3,
+        "precision": "bfloat16",
+    },
+    {
+        "kind": "bf16",
+        "model": "cifar_resnet20",
+        "batch_size": 128,
+        "steps": 3,
+        "repeats": 5,
+        "matmul_size": 2048,
+        "timeout": 1500,
+    },
+    {
+        "kind": "throughput",
+        "model": "resnet50",
+        "batch_size": 32,
+        "input_size": 224,
+        "modes": ["train"],
+        "steps": 1,
+        "repeats": 5,
+        "warmup_steps": 2,
+    },
+    {
+        "kind": "throughput",
+        "model": "resnet50",
+        "batch_size": 32,
+        "input_size": 224,
+        "modes": ["train"],
+        "steps": 1,
+        "repeats": 5,
+        "warmup_steps": 2,
+        "precision": "bfloat16",
+    },
+    {
+        "kind": "throughput",
+        "model": "densenet121",
+        "batch_size": 32,
+        "input_size": 224,
+        "modes": ["train"],
+        "steps": 1,
+        "repeats": 5,
+        "warmup_steps": 2,
+    },
+    {
+        "kind": "throughput",
+        "model": "densenet121",
+        "batch_size": 32,
+        "input_size": 224,
+        "modes": ["train"],
+        "steps": 1,
+        "repeats": 5,
+        "warmup_steps": 2,
+        "precision": "bfloat16",
+    },
+    {
+        "kind": "memory",
+        "model": "cifar_densenet_bc100",
+        "batch_size": 64,
+        "steps": 3,
+        "variants": ["plain", "memory_efficient"],
+    },
+    {
+        "kind": "throughput",
+        "model": "cifar_densenet_bc100",
+        "peers": ["memory_efficient"],
+        "batch_size": 64,
+        "modes": ["train"],
+        "steps": 2,
+        "repeats": 5,
+        "warmup_steps": 2,
+    },
+    {
+        "kind": "memory",
+        "model": "densenet121",
+        "batch_size": 16,
+        "input_size": 224,
+        "steps": 2,
+        "variants": ["plain", "memory_efficient", "keras_app"],
+    },
 ]
 # CI's smoke test: every piece, tiny sizes, about two minutes on two cores.
 QUICK = [
     {"kind": "matmul", "size": 512, "repeats": 3},
-    {"kind": "throughput", "model": "cifar_resnet20", "batch_size": 32, "steps": 1,
-     "repeats": 2, "warmup_steps": 1},
-    {"kind": "memory", "model": "cifar_densenet40", "batch_size": 8, "steps": 1,
-     "variants": ["plain", "memory_efficient"]},
-    {"kind": "bf16", "model": "cifar_resnet20", "batch_size": 8, "steps": 1, "repeats": 1,
-     "matmul_size": 256, "timeout": 300},
+    {
+        "kind": "throughput",
+        "model": "cifar_resnet20",
+        "batch_size": 32,
+        "steps": 1,
+        "repeats": 2,
+        "warmup_steps": 1,
+    },
+    {
+        "kind": "memory",
+        "model": "cifar_densenet40",
+        "batch_size": 8,
+        "steps": 1,
+        "variants": ["plain", "memory_efficient"],
+    },
+    {
+        "kind": "bf16",
+        "model": "cifar_resnet20",
+        "batch_size": 8,
+        "steps": 1,
+        "repeats": 1,
+        "matmul_size": 256,
+        "timeout": 300,
+    },
 ]
 
 
@@ -117,21 +210,25 @@ def run_group_subprocess(spec, *, timeout):
     command = [sys.executable, "-m", "benchmarks", "_group", json.dumps(spec)]
     repo_root = Path(__file__).resolve().parent.parent
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                              cwd=repo_root)
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, cwd=repo_root
+        )
     except subprocess.TimeoutExpired:
         return {**spec, "error": f"timed out after {timeout} s"}
     for line in done.stdout.splitlines():
         if line.startswith(RESULT_PREFIX):
-            return json.loads(line[len(RESULT_PREFIX):])
+            return json.loads(line[len(RESULT_PREFIX) :])
     return {**spec, "error": (done.stderr or done.stdout)[-2000:]}
 
 
 def _same_group(a, b):
     keys = ("kind", "model", "batch_size", "input_size", "size", "run", "target")
     same = all(a.get(k) == b.get(k) for k in keys)
-    return (same and a.get("precision", "float32") == b.get("precision", "float32")
-            and _xla(a.get("jit_compile")) == _xla(b.get("jit_compile")))
+    return (
+        same
+        and a.get("precision", "float32") == b.get("precision", "float32")
+        and _xla(a.get("jit_compile")) == _xla(b.get("jit_compile"))
+    )
 
 
 def _xla(value):
@@ -172,8 +269,7 @@ def _apply_peaks(results):
     if matmul and not matmul.get("error"):
         framework = next(iter(matmul["results"]))  # the Keras backend's own matmul
         results["fp32_peak_gflops"] = matmul["results"][framework]["float32"]["gflops"]
-        results["bf16_peak_gflops"] = matmul["results"][framework].get(
-            "bfloat16", {}).get("gflops")
+        results["bf16_peak_gflops"] = matmul["results"][framework].get("bfloat16", {}).get("gflops")
         _apply_mfu(results)
 
 
@@ -201,8 +297,10 @@ def _finish(results, out_dir):
 
     if out_dir:
         paths = report.write(results, out_dir)
-        print(f"Wrote {paths['markdown']}, {paths['json']}"
-              + (f", {paths['chart']}" if paths["chart"] else ""))
+        print(
+            f"Wrote {paths['markdown']}, {paths['json']}"
+            + (f", {paths['chart']}" if paths["chart"] else "")
+        )
     else:
         print(report.markdown(results))
     return results
@@ -213,46 +311,72 @@ def _command(argv):
 
 
 def _parser():
-    parser = argparse.ArgumentParser(prog="python -m benchmarks",
-                                     description="keras_resnets speed and memory benchmarks")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description="keras_resnets speed and memory benchmarks"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def with_out(p):
         p.add_argument("--out", help="write DIR/benchmarks.{json,md,png}")
-        p.add_argument("--no-append", action="store_true",
-                       help="start DIR/benchmarks.json afresh instead of merging into it")
+        p.add_argument(
+            "--no-append",
+            action="store_true",
+            help="start DIR/benchmarks.json afresh instead of merging into it",
+        )
         return p
 
     p = with_out(sub.add_parser("run", help="every benchmark, each group in a subprocess"))
     p.add_argument("--quick", action="store_true", help="tiny sizes (~2 minutes): a smoke test")
-    p.add_argument("--only", nargs="+",
-                   choices=["matmul", "throughput", "memory", "bf16", "time_to_accuracy"])
+    p.add_argument(
+        "--only", nargs="+", choices=["matmul", "throughput", "memory", "bf16", "time_to_accuracy"]
+    )
     p.add_argument("--timeout", type=int, default=1800, help="seconds per group")
     p.add_argument("--tta-run", help="a training run folder to read time to accuracy from")
     p.add_argument("--tta-target", type=float, default=0.91)
-    p.add_argument("--data", help="CIFAR-10 source for the pipeline group (as for train); "
-                                  "without it and $KERAS_RESNETS_DATA that group is skipped")
+    p.add_argument(
+        "--data",
+        help="CIFAR-10 source for the pipeline group (as for train); "
+        "without it and $KERAS_RESNETS_DATA that group is skipped",
+    )
 
     p = with_out(sub.add_parser("throughput", help="images/s of a model beside its peers"))
     p.add_argument("--model", required=True, help="e.g. cifar_resnet20, resnet50, densenet121")
-    p.add_argument("--peers", nargs="*", help="keras_plain, keras_app, torch, memory_efficient "
-                                              "(default: the first three where they exist)")
+    p.add_argument(
+        "--peers",
+        nargs="*",
+        help="keras_plain, keras_app, torch, memory_efficient "
+        "(default: the first three where they exist)",
+    )
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--input-size", type=int, help="default 32 for CIFAR nets, else 224")
     p.add_argument("--classes", type=int)
-    p.add_argument("--modes", nargs="+", default=["train", "inference"],
-                   choices=["train", "inference"])
+    p.add_argument(
+        "--modes", nargs="+", default=["train", "inference"], choices=["train", "inference"]
+    )
     p.add_argument("--steps", type=int, default=3, help="steps per timed repeat")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup-steps", type=int, default=2)
-    p.add_argument("--shortcut", default="B", choices=["A", "B"],
-                   help="CIFAR ResNets: the shortcut all sides use (default B, projections)")
-    p.add_argument("--jit-compile", nargs="?", const="on", default="auto",
-                   choices=["auto", "on", "off"],
-                   help="XLA for the Keras models. auto (default): on for JAX and for TF on a "
-                        "GPU, off for TF on a CPU")
-    p.add_argument("--precision", default="float32", choices=["float32", "bfloat16"],
-                   help="bfloat16: Keras models under mixed_bfloat16, torch under autocast")
+    p.add_argument(
+        "--shortcut",
+        default="B",
+        choices=["A", "B"],
+        help="CIFAR ResNets: the shortcut all sides use (default B, projections)",
+    )
+    p.add_argument(
+        "--jit-compile",
+        nargs="?",
+        const="on",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="XLA for the Keras models. auto (default): on for JAX and for TF on a "
+        "GPU, off for TF on a CPU",
+    )
+    p.add_argument(
+        "--precision",
+        default="float32",
+        choices=["float32", "bfloat16"],
+        help="bfloat16: Keras models under mixed_bfloat16, torch under autocast",
+    )
     p.add_argument("--time-budget", type=float, help="stop repeating after this many seconds")
 
     p = with_out(sub.add_parser("matmul", help="the machine's matmul GFLOP/s"))
@@ -261,8 +385,12 @@ def _parser():
 
     p = with_out(sub.add_parser("memory", help="peak training RSS, each variant in a process"))
     p.add_argument("--model", required=True, help="e.g. cifar_densenet_bc100, densenet121")
-    p.add_argument("--variants", nargs="+", default=["plain", "memory_efficient"],
-                   choices=["plain", "memory_efficient", "keras_app"])
+    p.add_argument(
+        "--variants",
+        nargs="+",
+        default=["plain", "memory_efficient"],
+        choices=["plain", "memory_efficient", "keras_app"],
+    )
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--input-size", type=int)
     p.add_argument("--classes", type=int)
@@ -291,21 +419,29 @@ def _parser():
     p.add_argument("--matmul-size", type=int, default=2048)
     p.add_argument("--timeout", type=int, default=900, help="seconds for the whole comparison")
 
-    p = with_out(sub.add_parser("time-to-accuracy",
-                                help="wall-clock to a CIFAR-10 test accuracy"))
+    p = with_out(sub.add_parser("time-to-accuracy", help="wall-clock to a CIFAR-10 test accuracy"))
     p.add_argument("--target", type=float, required=True, help="e.g. 0.91")
     p.add_argument("--run", help="an existing run folder (history.csv)")
-    p.add_argument("--train", nargs=argparse.REMAINDER,
-                   help="train first: the rest are `keras-resnets train` arguments")
+    p.add_argument(
+        "--train",
+        nargs=argparse.REMAINDER,
+        help="train first: the rest are `keras-resnets train` arguments",
+    )
 
-    p = sub.add_parser("inference", help="batch 1 latency and batch 32 throughput per export "
-                                         "format (SavedModel, ONNX Runtime, LiteRT)")
+    p = sub.add_parser(
+        "inference",
+        help="batch 1 latency and batch 32 throughput per export "
+        "format (SavedModel, ONNX Runtime, LiteRT)",
+    )
     p.add_argument("--out", help="write DIR/inference.json and its section of DIR/benchmarks.md")
     p.add_argument("--models", nargs="+", default=["cifar_resnet20", "resnet", "resnet50"])
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds per model")
     p.add_argument("--threads", type=int, help="threads of every runtime (default: all cores)")
-    p.add_argument("--accuracy", metavar="CHECKPOINT",
-                   help="also: CIFAR-10 test accuracy of this .keras through each format")
+    p.add_argument(
+        "--accuracy",
+        metavar="CHECKPOINT",
+        help="also: CIFAR-10 test accuracy of this .keras through each format",
+    )
     p.add_argument("--data", help="CIFAR-10 source for --accuracy, as for keras-resnets train")
     p.add_argument("--limit", type=int, help="--accuracy on the first N test images only")
 
@@ -330,38 +466,75 @@ def _spec_from_args(args):
     """The group spec of a measuring subcommand's arguments."""
     c = args.command
     if c == "throughput":
-        return {"kind": "throughput", "model": args.model, "peers": args.peers,
-                "batch_size": args.batch_size, "input_size": args.input_size,
-                "classes": args.classes, "modes": args.modes, "steps": args.steps,
-                "repeats": args.repeats, "warmup_steps": args.warmup_steps,
-                "shortcut": args.shortcut,
-                "jit_compile": {"on": True, "off": False}.get(args.jit_compile, "auto"),
-                "time_budget": args.time_budget, "precision": args.precision}
+        return {
+            "kind": "throughput",
+            "model": args.model,
+            "peers": args.peers,
+            "batch_size": args.batch_size,
+            "input_size": args.input_size,
+            "classes": args.classes,
+            "modes": args.modes,
+            "steps": args.steps,
+            "repeats": args.repeats,
+            "warmup_steps": args.warmup_steps,
+            "shortcut": args.shortcut,
+            "jit_compile": {"on": True, "off": False}.get(args.jit_compile, "auto"),
+            "time_budget": args.time_budget,
+            "precision": args.precision,
+        }
     if c == "matmul":
         return {"kind": "matmul", "size": args.size, "repeats": args.repeats}
     if c == "memory":
-        return {"kind": "memory", "model": args.model, "variants": args.variants,
-                "batch_size": args.batch_size, "input_size": args.input_size,
-                "classes": args.classes, "steps": args.steps, "timeout": args.timeout}
+        return {
+            "kind": "memory",
+            "model": args.model,
+            "variants": args.variants,
+            "batch_size": args.batch_size,
+            "input_size": args.input_size,
+            "classes": args.classes,
+            "steps": args.steps,
+            "timeout": args.timeout,
+        }
     if c == "onednn":
-        return {"kind": "onednn", "model": args.model, "batch_size": args.batch_size,
-                "precision": args.precision, "steps": args.steps}
+        return {
+            "kind": "onednn",
+            "model": args.model,
+            "batch_size": args.batch_size,
+            "precision": args.precision,
+            "steps": args.steps,
+        }
     if c == "pipeline":
-        return {"kind": "pipeline", "model": args.model, "batch_size": args.batch_size,
-                "data": args.data, "steps": args.steps, "repeats": args.repeats,
-                "precision": args.precision}
+        return {
+            "kind": "pipeline",
+            "model": args.model,
+            "batch_size": args.batch_size,
+            "data": args.data,
+            "steps": args.steps,
+            "repeats": args.repeats,
+            "precision": args.precision,
+        }
     if c == "bf16":
-        return {"kind": "bf16", "model": args.model, "batch_size": args.batch_size,
-                "steps": args.steps, "repeats": args.repeats, "matmul_size": args.matmul_size,
-                "timeout": args.timeout}
+        return {
+            "kind": "bf16",
+            "model": args.model,
+            "batch_size": args.batch_size,
+            "steps": args.steps,
+            "repeats": args.repeats,
+            "matmul_size": args.matmul_size,
+            "timeout": args.timeout,
+        }
     if c == "time-to-accuracy":
         if (args.run is None) == (args.train is None):
             raise ValueError("time-to-accuracy needs exactly one of --run DIR and --train ARGS.")
         train_argv = args.train
         if train_argv and train_argv[0] == "--":
             train_argv = train_argv[1:]
-        return {"kind": "time_to_accuracy", "target": args.target, "run": args.run,
-                "train_argv": train_argv}
+        return {
+            "kind": "time_to_accuracy",
+            "target": args.target,
+            "run": args.run,
+            "train_argv": train_argv,
+        }
     raise ValueError(c)
 
 
@@ -373,15 +546,23 @@ def _run_all(args, argv):
         from keras_resnets.train import has_native_bfloat16
 
         # The precision the training CLI's `--mixed-precision auto` would pick here.
-        specs.append({"kind": "pipeline", "model": "cifar_resnet20", "batch_size": 128,
-                      "data": data,
-                      "precision": "bfloat16" if has_native_bfloat16() else "float32"})
+        specs.append(
+            {
+                "kind": "pipeline",
+                "model": "cifar_resnet20",
+                "batch_size": 128,
+                "data": data,
+                "precision": "bfloat16" if has_native_bfloat16() else "float32",
+            }
+        )
     if args.tta_run and (not args.only or "time_to_accuracy" in args.only):
-        specs.append({"kind": "time_to_accuracy", "run": args.tta_run,
-                      "target": args.tta_target})
+        specs.append({"kind": "time_to_accuracy", "run": args.tta_run, "target": args.tta_target})
     command = _command(argv)
-    results = _header(_load(args.out, args.out and not args.no_append) if args.out else {},
-                      command, quick=args.quick)
+    results = _header(
+        _load(args.out, args.out and not args.no_append) if args.out else {},
+        command,
+        quick=args.quick,
+    )
     for spec in specs:
         start = time.monotonic()
         timeout = min(spec.get("timeout", args.timeout), args.timeout)
@@ -391,8 +572,11 @@ def _run_all(args, argv):
             timeout *= len(spec["variants"])
         group = run_group_subprocess(spec, timeout=timeout)
         group["seconds"] = time.monotonic() - start
-        print(f"{spec['kind']} {spec.get('model', '')}: {group['seconds']:.0f} s"
-              + (f" ERROR {group['error'][-300:]}" if group.get("error") else ""), flush=True)
+        print(
+            f"{spec['kind']} {spec.get('model', '')}: {group['seconds']:.0f} s"
+            + (f" ERROR {group['error'][-300:]}" if group.get("error") else ""),
+            flush=True,
+        )
         _add(results, group, command)
     return _finish(results, args.out)
 
@@ -412,14 +596,26 @@ def main(argv=None):
     if args.command == "_memory-worker":
         from benchmarks import memory
 
-        memory.worker(args.model, variant=args.variant, batch_size=args.batch_size,
-                      input_size=args.input_size, classes=args.classes, steps=args.steps)
+        memory.worker(
+            args.model,
+            variant=args.variant,
+            batch_size=args.batch_size,
+            input_size=args.input_size,
+            classes=args.classes,
+            steps=args.steps,
+        )
         return 0
     if args.command == "inference":  # its own JSON and section: benchmarks/inference.py
         from benchmarks import inference
 
-        result = inference.run(args.models, rounds=args.rounds, threads=args.threads,
-                               checkpoint=args.accuracy, data=args.data, limit=args.limit)
+        result = inference.run(
+            args.models,
+            rounds=args.rounds,
+            threads=args.threads,
+            checkpoint=args.accuracy,
+            data=args.data,
+            limit=args.limit,
+        )
         result["command"] = _command(argv)
         print(inference.markdown(result))
         if args.out:

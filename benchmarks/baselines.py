@@ -231,8 +231,9 @@ def torch_cifar_resnet(depth=20, *, shortcut="B", classes=10):
             if self.proj is not None:
                 s = self.proj(x)
             elif self.pad:
-                s = nn.functional.pad(x[:, :, ::2, ::2],
-                                      (0, 0, 0, 0, self.pad // 2, self.pad - self.pad // 2))
+                s = nn.functional.pad(
+                    x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad // 2, self.pad - self.pad // 2)
+                )
             else:
                 s = x
             return torch.relu(y + s)
@@ -278,8 +279,9 @@ class TorchContender:
 
     framework = "torch"
 
-    def __init__(self, label, model, *, batch_size, input_shape, classes, seed=0,
-                 autocast_dtype=None):
+    def __init__(
+        self, label, model, *, batch_size, input_shape, classes, seed=0, autocast_dtype=None
+    ):
         import torch
 
         torch.manual_seed(seed)
@@ -296,8 +298,11 @@ class TorchContender:
         self.autocast_dtype = autocast_dtype
         h, w, c = input_shape
         gen = torch.Generator().manual_seed(seed)
-        self.x = (torch.rand(batch_size, c, h, w, generator=gen) * 255).contiguous(
-            memory_format=torch.channels_last).to(self.device)
+        self.x = (
+            (torch.rand(batch_size, c, h, w, generator=gen) * 255)
+            .contiguous(memory_format=torch.channels_last)
+            .to(self.device)
+        )
         self.y = torch.randint(0, classes, (batch_size,), generator=gen).to(self.device)
 
     def _autocast(self):

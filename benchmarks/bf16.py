@@ -11,8 +11,18 @@ from benchmarks import baselines, machine, throughput
 from keras_resnets.models import get_info
 
 
-def run(model="cifar_resnet20", *, batch_size=128, steps=1, repeats=3, warmup_steps=1,
-        matmul_size=2048, matmul_repeats=3, time_budget=None, torch_too=True):
+def run(
+    model="cifar_resnet20",
+    *,
+    batch_size=128,
+    steps=1,
+    repeats=3,
+    warmup_steps=1,
+    matmul_size=2048,
+    matmul_repeats=3,
+    time_budget=None,
+    torch_too=True,
+):
     """Interleaved fp32 / bf16 training steps of `model` plus matmul GFLOP/s per dtype."""
     spec = model
     name, _ = baselines.parse_model(spec)
@@ -20,14 +30,26 @@ def run(model="cifar_resnet20", *, batch_size=128, steps=1, repeats=3, warmup_st
     input_size, classes = info.input_shape[0], info.classes
     peers = ["torch"] if torch_too and "torch" in baselines.peers_for(spec) else []
     contenders = []
-    for suffix, policy, autocast in (("", None, None),
-                                     (" bf16", "mixed_bfloat16", "bfloat16")):
+    for suffix, policy, autocast in (("", None, None), (" bf16", "mixed_bfloat16", "bfloat16")):
         contenders += throughput.build_contenders(
-            spec, peers=peers, batch_size=batch_size, input_size=input_size, classes=classes,
-            dtype_policy=policy, torch_autocast=autocast, label_suffix=suffix)
-    results = throughput.measure(contenders, batch_size=batch_size, modes=("train",),
-                                 steps=steps, repeats=repeats, warmup_steps=warmup_steps,
-                                 time_budget=time_budget)["train"]
+            spec,
+            peers=peers,
+            batch_size=batch_size,
+            input_size=input_size,
+            classes=classes,
+            dtype_policy=policy,
+            torch_autocast=autocast,
+            label_suffix=suffix,
+        )
+    results = throughput.measure(
+        contenders,
+        batch_size=batch_size,
+        modes=("train",),
+        steps=steps,
+        repeats=repeats,
+        warmup_steps=warmup_steps,
+        time_budget=time_budget,
+    )["train"]
     speedups = {}
     for framework in ["keras_resnets"] + peers:
         fp32, bf16 = results.get(framework), results.get(framework + " bf16")

@@ -24,16 +24,24 @@ import time
 from pathlib import Path
 
 FORMATS = ("saved_model", "onnx", "litert", "litert_int8")
-LABELS = {"saved_model": "TF SavedModel", "onnx": "ONNX Runtime", "litert": "LiteRT float32",
-          "litert_int8": "LiteRT int8"}
+LABELS = {
+    "saved_model": "TF SavedModel",
+    "onnx": "ONNX Runtime",
+    "litert": "LiteRT float32",
+    "litert_int8": "LiteRT int8",
+}
 # name: (registry name, builder kwargs, batch 1 calls per round, batch 32 calls per round)
 MODELS = {
     "cifar_resnet20": ("cifar_resnet", {"depth": 20}, 50, 3),
     "resnet": ("resnet", {}, 50, 3),  # the article's 25-layer ResNet
     "resnet50": ("resnet50", {}, 8, 1),  # 224x224: fewer calls, it is slow on 2 cores
 }
-EXPORTS = {"saved_model": ("saved_model", None), "onnx": ("onnx", None),
-           "litert": ("litert", None), "litert_int8": ("litert", "int8")}
+EXPORTS = {
+    "saved_model": ("saved_model", None),
+    "onnx": ("onnx", None),
+    "litert": ("litert", None),
+    "litert_int8": ("litert", "int8"),
+}
 BEGIN = "<!-- inference benchmark: written by `python -m benchmarks inference --out` -->"
 END = "<!-- end of inference benchmark -->"
 GOAL = 1.5
@@ -43,9 +51,12 @@ def export_all(model, folder, *, class_names=None):
     """Export `model` in every format under `folder`; `{format: version folder}`."""
     from keras_resnets.export import export
 
-    return {key: export(model, Path(folder) / key, format=fmt, quantize=quantize,
-                        class_names=class_names)
-            for key, (fmt, quantize) in EXPORTS.items()}
+    return {
+        key: export(
+            model, Path(folder) / key, format=fmt, quantize=quantize, class_names=class_names
+        )
+        for key, (fmt, quantize) in EXPORTS.items()
+    }
 
 
 def runner(key, path, *, batch_size, threads):
@@ -61,15 +72,17 @@ def runner(key, path, *, batch_size, threads):
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        session = ort.InferenceSession(str(path / "model.onnx"), options,
-                                       providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(
+            str(path / "model.onnx"), options, providers=["CPUExecutionProvider"]
+        )
         return lambda images: session.run(["probabilities"], {"images": images})[0]
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=str(path / "model.tflite"), num_threads=threads)
     index = interpreter.get_input_details()[0]["index"]
-    interpreter.resize_tensor_input(index, [batch_size] + list(
-        interpreter.get_input_details()[0]["shape"][1:]), strict=True)
+    interpreter.resize_tensor_input(
+        index, [batch_size] + list(interpreter.get_input_details()[0]["shape"][1:]), strict=True
+    )
     interpreter.allocate_tensors()
     output = interpreter.get_signature_runner().get_output_details()["probabilities"]["index"]
 
@@ -102,16 +115,20 @@ def measure(name, *, rounds=5, threads=None, formats=FORMATS, calls=None, folder
         shape = tuple(model.input_shape[1:])
         rng = np.random.default_rng(0)
         inputs = {b: rng.integers(0, 256, (b,) + shape).astype("float32") for b in (1, 32)}
-        runners = {(key, b): runner(key, paths[key], batch_size=b, threads=threads)
-                   for key in formats for b in (1, 32)}
+        runners = {
+            (key, b): runner(key, paths[key], batch_size=b, threads=threads)
+            for key in formats
+            for b in (1, 32)
+        }
         reference = model.predict(inputs[1], verbose=0)
-        agreement = {key: float(np.abs(runners[key, 1](inputs[1]) - reference).max())
-                     for key in formats}
+        agreement = {
+            key: float(np.abs(runners[key, 1](inputs[1]) - reference).max()) for key in formats
+        }
         for (key, b), run in runners.items():  # warm-up: first-call costs out of the timing
             run(inputs[b])
         times = {(key, b): [] for key in formats for b in (1, 32)}
         for r in range(rounds):
-            order = list(formats[r % len(formats):]) + list(formats[:r % len(formats)])
+            order = list(formats[r % len(formats) :]) + list(formats[: r % len(formats)])
             for key in order:
                 for b, count in ((1, calls_1), (32, calls_32)):
                     run = runners[key, b]
@@ -133,9 +150,16 @@ def measure(name, *, rounds=5, threads=None, formats=FORMATS, calls=None, folder
         }
     tf_median = results["saved_model"]["batch1_median_ms"]
     fastest = min(formats, key=lambda k: results[k]["batch1_median_ms"])
-    return {"model": name, "input_shape": list(shape), "threads": threads, "rounds": rounds,
-            "export_seconds": export_seconds, "results": results, "fastest_batch1": fastest,
-            "speedup_vs_saved_model": tf_median / results[fastest]["batch1_median_ms"]}
+    return {
+        "model": name,
+        "input_shape": list(shape),
+        "threads": threads,
+        "rounds": rounds,
+        "export_seconds": export_seconds,
+        "results": results,
+        "fastest_batch1": fastest,
+        "speedup_vs_saved_model": tf_median / results[fastest]["batch1_median_ms"],
+    }
 
 
 def accuracy(checkpoint, *, data=None, limit=None, batch_size=100, threads=None):
@@ -159,33 +183,43 @@ def accuracy(checkpoint, *, data=None, limit=None, batch_size=100, threads=None)
         singles = {}
         for key, path in paths.items():
             run = runner(key, path, batch_size=batch_size, threads=threads)
-            predicted = np.concatenate([
-                run(x[i:i + batch_size]).argmax(-1) for i in range(0, len(x), batch_size)])
-            results[key] = {"accuracy": float(np.mean(predicted == y)),
-                            "agreement_with_keras": float(np.mean(predicted == keras_predictions)),
-                            "size_mb": _size(path) / 1e6}
+            predicted = np.concatenate(
+                [run(x[i : i + batch_size]).argmax(-1) for i in range(0, len(x), batch_size)]
+            )
+            results[key] = {
+                "accuracy": float(np.mean(predicted == y)),
+                "agreement_with_keras": float(np.mean(predicted == keras_predictions)),
+                "size_mb": _size(path) / 1e6,
+            }
             singles[key] = runner(key, path, batch_size=1, threads=threads)
             singles[key](x[:1])  # first-call costs out of the timing
         # The trained weights' batch 1 latency, interleaved as in `measure`.
         times = {key: [] for key in singles}
         for r in range(5):
-            for key in FORMATS[r % len(FORMATS):] + FORMATS[:r % len(FORMATS)]:
+            for key in FORMATS[r % len(FORMATS) :] + FORMATS[: r % len(FORMATS)]:
                 for i in range(40):
                     t = time.perf_counter()
-                    singles[key](x[i:i + 1])
+                    singles[key](x[i : i + 1])
                     times[key].append(time.perf_counter() - t)
         for key in singles:
             results[key]["batch1_median_ms"] = 1000 * statistics.median(times[key])
-    return {"checkpoint": str(checkpoint), "images": int(len(y)), "source": arrays.source,
-            "results": results}
+    return {
+        "checkpoint": str(checkpoint),
+        "images": int(len(y)),
+        "source": arrays.source,
+        "results": results,
+    }
 
 
-def run(models=tuple(MODELS), *, rounds=5, threads=None, checkpoint=None, data=None,
-        limit=None):
+def run(models=tuple(MODELS), *, rounds=5, threads=None, checkpoint=None, data=None, limit=None):
     from benchmarks import machine
 
-    result = {"kind": "inference", "date": time.strftime("%Y-%m-%d %H:%M"),
-              "machine": machine.describe(), "models": []}
+    result = {
+        "kind": "inference",
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": machine.describe(),
+        "models": [],
+    }
     for name in models:
         print(f"inference: {name} ...", flush=True)
         result["models"].append(measure(name, rounds=rounds, threads=threads))
@@ -222,7 +256,8 @@ def markdown(result):
                 f"| {g['model']} {'x'.join(map(str, g['input_shape'][:2]))} | {LABELS[key]} | "
                 f"{s['size_mb']:.2f} | {s['batch1_median_ms']:.2f} | {s['batch1_p99_ms']:.2f} | "
                 f"{s['batch32_images_per_second']:,.0f} | "
-                f"{tf_median / s['batch1_median_ms']:.2f}x |")
+                f"{tf_median / s['batch1_median_ms']:.2f}x |"
+            )
     lines.append("")
     for g in result["models"]:
         r = g["results"]
@@ -234,19 +269,26 @@ def markdown(result):
             f"- {g['model']}: fastest at batch 1 is {LABELS[g['fastest_batch1']]}, "
             f"{g['speedup_vs_saved_model']:.2f}x the SavedModel (goal {GOAL}x: {verdict}); "
             f"fastest in float32: {LABELS[exact]}, {exact_speedup:.2f}x "
-            f"({'met' if exact_speedup >= GOAL else 'NOT met'}).")
+            f"({'met' if exact_speedup >= GOAL else 'NOT met'})."
+        )
     if result.get("accuracy"):
         a = result["accuracy"]
-        lines += ["", f"CIFAR-10 test accuracy of `{a['checkpoint']}` through each runtime "
-                  f"({a['images']:,} images):", "",
-                  "| format | size MB | accuracy | same class as Keras | batch 1 median ms |",
-                  "| --- | --- | --- | --- | --- |",
-                  f"| Keras (`model.predict`) | | {a['results']['keras']['accuracy']:.4f} | | |"]
+        lines += [
+            "",
+            f"CIFAR-10 test accuracy of `{a['checkpoint']}` through each runtime "
+            f"({a['images']:,} images):",
+            "",
+            "| format | size MB | accuracy | same class as Keras | batch 1 median ms |",
+            "| --- | --- | --- | --- | --- |",
+            f"| Keras (`model.predict`) | | {a['results']['keras']['accuracy']:.4f} | | |",
+        ]
         for key in FORMATS:
             s = a["results"][key]
-            lines.append(f"| {LABELS[key]} | {s['size_mb']:.2f} | {s['accuracy']:.4f} | "
-                         f"{s['agreement_with_keras']:.4f} | "
-                         f"{s.get('batch1_median_ms', float('nan')):.2f} |")
+            lines.append(
+                f"| {LABELS[key]} | {s['size_mb']:.2f} | {s['accuracy']:.4f} | "
+                f"{s['agreement_with_keras']:.4f} | "
+                f"{s.get('batch1_median_ms', float('nan')):.2f} |"
+            )
     lines += ["", END]
     return "\n".join(lines)
 
@@ -260,7 +302,7 @@ def write(result, out_dir):
     text = md.read_text() if md.exists() else ""
     section = markdown(result)
     if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
+        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) :]
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     md.write_text(text)
@@ -268,5 +310,8 @@ def write(result, out_dir):
 
 
 def _size(path):
-    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()
-               and "assets.extra" not in f.parts)
+    return sum(
+        f.stat().st_size
+        for f in Path(path).rglob("*")
+        if f.is_file() and "assets.extra" not in f.parts
+    )

@@ -31,8 +31,9 @@ def cpu_info():
             info["model"] = value
         elif key == "flags" and not info["flags"]:
             flags = set(value.split())
-            info["flags"] = sorted(f for f in flags
-                                   if f in BF16_FLAGS or f in ("avx2", "fma", "avx512bw"))
+            info["flags"] = sorted(
+                f for f in flags if f in BF16_FLAGS or f in ("avx2", "fma", "avx512bw")
+            )
         elif key == "cpu MHz" and info["mhz"] is None:
             info["mhz"] = float(value)
     info["bf16_hardware"] = any(f in info["flags"] for f in ("avx512_bf16", "amx_bf16"))
@@ -85,10 +86,12 @@ def _keras_matmul(size, dtype):
     import keras
 
     rng = np.random.default_rng(0)
-    a = keras.ops.cast(keras.ops.convert_to_tensor(rng.standard_normal((size, size),
-                                                                       dtype="float32")), dtype)
-    b = keras.ops.cast(keras.ops.convert_to_tensor(rng.standard_normal((size, size),
-                                                                       dtype="float32")), dtype)
+    a = keras.ops.cast(
+        keras.ops.convert_to_tensor(rng.standard_normal((size, size), dtype="float32")), dtype
+    )
+    b = keras.ops.cast(
+        keras.ops.convert_to_tensor(rng.standard_normal((size, size), dtype="float32")), dtype
+    )
 
     def run():
         c = keras.ops.matmul(a, b)
@@ -106,8 +109,9 @@ def _torch_matmul(size, dtype):
     return lambda: torch.matmul(a, b)
 
 
-def matmul_gflops(*, size=2048, dtypes=("float32", "bfloat16"), repeats=5, frameworks=None,
-                  max_seconds=20.0):
+def matmul_gflops(
+    *, size=2048, dtypes=("float32", "bfloat16"), repeats=5, frameworks=None, max_seconds=20.0
+):
     """GFLOP/s of a `size` x `size` matmul, median of `repeats`, per framework and dtype.
 
     A dtype stops repeating once its samples add up to `max_seconds` (bfloat16 emulated in
@@ -142,8 +146,7 @@ def matmul_gflops(*, size=2048, dtypes=("float32", "bfloat16"), repeats=5, frame
                 run()
                 seconds[dtype].append(time.perf_counter() - start)
         results[framework] = {
-            dtype: {"gflops": flops / statistics.median(s) / 1e9, "seconds": s,
-                    "repeats": len(s)}
+            dtype: {"gflops": flops / statistics.median(s) / 1e9, "seconds": s, "repeats": len(s)}
             for dtype, s in seconds.items()
         }
     return {"size": size, "repeats": repeats, "results": results}

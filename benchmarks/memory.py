@@ -93,8 +93,10 @@ def worker(spec, *, variant, batch_size, input_size, classes, steps):
         extra = {"memory_efficient": True} if variant == "memory_efficient" else {}
         model = baselines.ours(spec, input_shape=input_shape, classes=classes, **extra)
     else:
-        raise ValueError(f"Unknown variant {variant!r}. Valid variants: {', '.join(VARIANTS)}. "
-                         f"Received: variant={variant!r}")
+        raise ValueError(
+            f"Unknown variant {variant!r}. Valid variants: {', '.join(VARIANTS)}. "
+            f"Received: variant={variant!r}"
+        )
     contender = baselines.KerasContender(variant, model, batch_size=batch_size)
     with PeakRss() as rss:
         before = rss.current()
@@ -131,25 +133,48 @@ def worker(spec, *, variant, batch_size, input_size, classes, steps):
 
 def run_variant(spec, *, variant, batch_size, input_size, classes, steps, timeout):
     """Run `worker` in a fresh interpreter; return its result or an error entry."""
-    command = [sys.executable, "-m", "benchmarks", "_memory-worker", "--model", spec,
-               "--variant", variant, "--batch-size", str(batch_size),
-               "--input-size", str(input_size), "--classes", str(classes),
-               "--steps", str(steps)]
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks",
+        "_memory-worker",
+        "--model",
+        spec,
+        "--variant",
+        variant,
+        "--batch-size",
+        str(batch_size),
+        "--input-size",
+        str(input_size),
+        "--classes",
+        str(classes),
+        "--steps",
+        str(steps),
+    ]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     repo_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                              cwd=repo_root, env=env)
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, cwd=repo_root, env=env
+        )
     except subprocess.TimeoutExpired:
         return {"variant": variant, "error": f"timed out after {timeout} s"}
     for line in done.stdout.splitlines():
         if line.startswith("BENCHMARK_RESULT "):
-            return json.loads(line[len("BENCHMARK_RESULT "):])
+            return json.loads(line[len("BENCHMARK_RESULT ") :])
     return {"variant": variant, "error": (done.stderr or done.stdout)[-2000:]}
 
 
-def run(spec, *, variants=("plain", "memory_efficient"), batch_size=64, input_size=None,
-        classes=None, steps=3, timeout=900):
+def run(
+    spec,
+    *,
+    variants=("plain", "memory_efficient"),
+    batch_size=64,
+    input_size=None,
+    classes=None,
+    steps=3,
+    timeout=900,
+):
     """Peak training memory of each variant, each in its own process, one after another.
 
     Variants: "plain" and "memory_efficient" (our model with `memory_efficient=False/True`)
@@ -165,9 +190,15 @@ def run(spec, *, variants=("plain", "memory_efficient"), batch_size=64, input_si
     classes = classes or info.classes
     results = {}
     for variant in variants:
-        results[variant] = run_variant(spec, variant=variant, batch_size=batch_size,
-                                       input_size=input_size, classes=classes, steps=steps,
-                                       timeout=timeout)
+        results[variant] = run_variant(
+            spec,
+            variant=variant,
+            batch_size=batch_size,
+            input_size=input_size,
+            classes=classes,
+            steps=steps,
+            timeout=timeout,
+        )
     plain = results.get("plain", {})
     efficient = results.get("memory_efficient", {})
     ratios = {}

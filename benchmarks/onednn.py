@@ -62,25 +62,58 @@ def parse(log, start_ms, end_ms):
     return totals
 
 
-def run(model="cifar_resnet20", *, batch_size=128, precision="float32", steps=10,
-        warmup_steps=5, timeout=900):
+def run(
+    model="cifar_resnet20",
+    *,
+    batch_size=128,
+    precision="float32",
+    steps=10,
+    warmup_steps=5,
+    timeout=900,
+):
     """Returns a JSON-ready dict: step wall time and oneDNN ms per step by primitive."""
-    env = dict(os.environ, ONEDNN_VERBOSE="1", ONEDNN_VERBOSE_TIMESTAMP="1",
-               TF_CPP_MIN_LOG_LEVEL="3")
+    env = dict(
+        os.environ, ONEDNN_VERBOSE="1", ONEDNN_VERBOSE_TIMESTAMP="1", TF_CPP_MIN_LOG_LEVEL="3"
+    )
     env.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as `import keras_resnets` sets it
-    command = [sys.executable, "-m", "benchmarks", "_onednn-worker", json.dumps({
-        "model": model, "batch_size": batch_size, "precision": precision, "steps": steps,
-        "warmup_steps": warmup_steps})]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout,
-                          cwd=Path(__file__).resolve().parent.parent)
-    window = next((json.loads(line[len(WINDOW):]) for line in done.stdout.splitlines()
-                   if line.startswith(WINDOW)), None)
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks",
+        "_onednn-worker",
+        json.dumps(
+            {
+                "model": model,
+                "batch_size": batch_size,
+                "precision": precision,
+                "steps": steps,
+                "warmup_steps": warmup_steps,
+            }
+        ),
+    ]
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    window = next(
+        (
+            json.loads(line[len(WINDOW) :])
+            for line in done.stdout.splitlines()
+            if line.startswith(WINDOW)
+        ),
+        None,
+    )
     if window is None:
         raise RuntimeError(f"the oneDNN worker failed: {(done.stderr or done.stdout)[-2000:]}")
     totals = parse(done.stdout, window["start_ms"], window["end_ms"])
     step_ms = (window["end_ms"] - window["start_ms"]) / steps
-    primitives = {f"{p} {d}": ms / steps for (p, d), ms in sorted(
-        totals.items(), key=lambda item: -item[1])}
+    primitives = {
+        f"{p} {d}": ms / steps for (p, d), ms in sorted(totals.items(), key=lambda item: -item[1])
+    }
     onednn_ms = sum(primitives.values())
     return {
         "kind": "onednn",
@@ -92,5 +125,5 @@ def run(model="cifar_resnet20", *, batch_size=128, precision="float32", steps=10
         "primitive_ms_per_step": primitives,
         "onednn_ms_per_step": onednn_ms,
         "note": "times logged with ONEDNN_VERBOSE on, which itself slows the step a little; "
-                "concurrent ops make the primitives' sum exceed the step's wall time",
+        "concurrent ops make the primitives' sum exceed the step's wall time",
     }

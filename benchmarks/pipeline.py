@@ -12,8 +12,16 @@ difference between the last two.
 from benchmarks import baselines, timing
 
 
-def run(model="cifar_resnet20", *, batch_size=128, data=None, steps=20, repeats=5,
-        warmup_steps=1, precision="float32"):
+def run(
+    model="cifar_resnet20",
+    *,
+    batch_size=128,
+    data=None,
+    steps=20,
+    repeats=5,
+    warmup_steps=1,
+    precision="float32",
+):
     """Returns a JSON-ready dict: pipeline images/s, and fit images/s with and without it."""
     import keras
     import tensorflow as tf
@@ -24,8 +32,14 @@ def run(model="cifar_resnet20", *, batch_size=128, data=None, steps=20, repeats=
     arrays = data_lib.load_arrays(data)
     steps_per_epoch = len(arrays.x_train) // batch_size
     pipeline = data_lib.make_pipeline(
-        arrays.x_train, arrays.y_train, batch_size=batch_size, training=True, seed=0,
-        first_epoch=0, steps_per_epoch=steps_per_epoch)
+        arrays.x_train,
+        arrays.y_train,
+        batch_size=batch_size,
+        training=True,
+        seed=0,
+        first_epoch=0,
+        steps_per_epoch=steps_per_epoch,
+    )
     alone = data_lib.benchmark_pipeline(pipeline, steps=steps * repeats, warmup=2)
 
     previous = keras.config.dtype_policy()
@@ -45,8 +59,10 @@ def run(model="cifar_resnet20", *, batch_size=128, data=None, steps=20, repeats=
     for fit in fits.values():
         timing.warm_up(fit, warmup_steps)
     samples = timing.interleaved(fits, steps=1, repeats=repeats)
-    train = {label: timing.summarize([s / steps for s in seconds], batch_size)
-             for label, seconds in samples.items()}
+    train = {
+        label: timing.summarize([s / steps for s in seconds], batch_size)
+        for label, seconds in samples.items()
+    }
     ratio = train["pipeline"]["images_per_second"] / train["in_memory"]["images_per_second"]
     return {
         "kind": "pipeline",

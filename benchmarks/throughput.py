@@ -1,17 +1,28 @@
 """Training-step and inference throughput of one model beside its peers.
 
-    python -m benchmarks throughput --model cifar_resnet20 --batch-size 128
+python -m benchmarks throughput --model cifar_resnet20 --batch-size 128
 """
 
 import time
 
 from benchmarks import baselines, timing
-from keras_resnets.utils import count_macs
 from keras_resnets.models import get_info
+from keras_resnets.utils import count_macs
 
 
-def build_contenders(spec, *, peers, batch_size, input_size, classes, shortcut="B",
-                     jit_compile="auto", dtype_policy=None, torch_autocast=None, label_suffix=""):
+def build_contenders(
+    spec,
+    *,
+    peers,
+    batch_size,
+    input_size,
+    classes,
+    shortcut="B",
+    jit_compile="auto",
+    dtype_policy=None,
+    torch_autocast=None,
+    label_suffix="",
+):
     """`[(label, contender, macs_per_image)]` for our model and each requested peer.
 
     `jit_compile` is `model.compile`'s: "auto" is on for JAX (whose steps otherwise run op by
@@ -37,23 +48,44 @@ def build_contenders(spec, *, peers, batch_size, input_size, classes, shortcut="
     def add_keras(label, make):
         model = keras_model(make)
         macs = count_macs(model)
-        contenders.append((label + label_suffix, baselines.KerasContender(
-            label + label_suffix, model, batch_size=batch_size, jit_compile=jit_compile), macs))
+        contenders.append(
+            (
+                label + label_suffix,
+                baselines.KerasContender(
+                    label + label_suffix, model, batch_size=batch_size, jit_compile=jit_compile
+                ),
+                macs,
+            )
+        )
         return macs
 
-    ours_macs = add_keras("keras_resnets", lambda: baselines.ours(
-        spec, input_shape=input_shape, classes=classes, shortcut=shortcut))
+    ours_macs = add_keras(
+        "keras_resnets",
+        lambda: baselines.ours(spec, input_shape=input_shape, classes=classes, shortcut=shortcut),
+    )
     for peer in peers:
         if peer == "keras_plain":
-            add_keras("keras_plain", lambda: baselines.plain_keras_cifar_resnet(
-                baselines.cifar_depth(spec), shortcut=shortcut, input_shape=input_shape,
-                classes=classes))
+            add_keras(
+                "keras_plain",
+                lambda: baselines.plain_keras_cifar_resnet(
+                    baselines.cifar_depth(spec),
+                    shortcut=shortcut,
+                    input_shape=input_shape,
+                    classes=classes,
+                ),
+            )
         elif peer == "keras_app":
-            add_keras("keras_app", lambda: baselines.keras_application(
-                spec, input_shape=input_shape, classes=classes))
+            add_keras(
+                "keras_app",
+                lambda: baselines.keras_application(spec, input_shape=input_shape, classes=classes),
+            )
         elif peer == "memory_efficient":
-            add_keras("keras_resnets memory_efficient", lambda: baselines.ours(
-                spec, input_shape=input_shape, classes=classes, memory_efficient=True))
+            add_keras(
+                "keras_resnets memory_efficient",
+                lambda: baselines.ours(
+                    spec, input_shape=input_shape, classes=classes, memory_efficient=True
+                ),
+            )
         elif peer == "torch":
             import torch
 
@@ -61,17 +93,39 @@ def build_contenders(spec, *, peers, batch_size, input_size, classes, shortcut="
             model = baselines.torch_model(spec, shortcut=shortcut, classes=classes)
             autocast = getattr(torch, torch_autocast) if torch_autocast else None
             # Same architecture as ours: the multiply-adds are ours (torch has no counter).
-            contenders.append(("torch" + label_suffix, baselines.TorchContender(
-                "torch" + label_suffix, model, batch_size=batch_size, input_shape=input_shape,
-                classes=classes, autocast_dtype=autocast), ours_macs))
+            contenders.append(
+                (
+                    "torch" + label_suffix,
+                    baselines.TorchContender(
+                        "torch" + label_suffix,
+                        model,
+                        batch_size=batch_size,
+                        input_shape=input_shape,
+                        classes=classes,
+                        autocast_dtype=autocast,
+                    ),
+                    ours_macs,
+                )
+            )
         else:
-            raise ValueError(f"Unknown peer {peer!r}. Valid peers: keras_plain, keras_app, "
-                             f"torch, memory_efficient. Received: peer={peer!r}")
+            raise ValueError(
+                f"Unknown peer {peer!r}. Valid peers: keras_plain, keras_app, "
+                f"torch, memory_efficient. Received: peer={peer!r}"
+            )
     return contenders
 
 
-def measure(contenders, *, batch_size, modes=("train", "inference"), steps=3, repeats=5,
-            warmup_steps=2, time_budget=None, fp32_peak_gflops=None):
+def measure(
+    contenders,
+    *,
+    batch_size,
+    modes=("train", "inference"),
+    steps=3,
+    repeats=5,
+    warmup_steps=2,
+    time_budget=None,
+    fp32_peak_gflops=None,
+):
     """Warm up each contender, then time them interleaved, per mode.
 
     Returns `{mode: {label: summary}}` where a summary has the median step time, images/s,
@@ -86,12 +140,16 @@ def measure(contenders, *, batch_size, modes=("train", "inference"), steps=3, re
         for label, contender, contender_macs in contenders:
             step = getattr(contender, step_name)
             first, total = timing.warm_up(step, warmup_steps)
-            warm[label] = {"first_step_seconds": first, "warmup_seconds": total,
-                           "warmup_steps": warmup_steps}
+            warm[label] = {
+                "first_step_seconds": first,
+                "warmup_seconds": total,
+                "warmup_steps": warmup_steps,
+            }
             steps_by_label[label] = step
             macs[label] = contender_macs
-        samples = timing.interleaved(steps_by_label, steps=steps, repeats=repeats,
-                                     deadline=deadline)
+        samples = timing.interleaved(
+            steps_by_label, steps=steps, repeats=repeats, deadline=deadline
+        )
         mode_results = {}
         # A training step is about three forward passes (forward, input and weight grads).
         passes = 3 if mode == "train" else 1
@@ -100,8 +158,7 @@ def measure(contenders, *, batch_size, modes=("train", "inference"), steps=3, re
             summary.update(warm[label])
             summary["macs_per_image"] = macs[label]
             summary["gflops_per_step"] = 2 * passes * macs[label] * batch_size / 1e9
-            summary["achieved_gflops"] = summary["gflops_per_step"] / summary[
-                "step_seconds_median"]
+            summary["achieved_gflops"] = summary["gflops_per_step"] / summary["step_seconds_median"]
             if fp32_peak_gflops:
                 summary["mfu"] = summary["achieved_gflops"] / fp32_peak_gflops
             mode_results[label] = summary
@@ -120,9 +177,23 @@ PRECISIONS = {
 }
 
 
-def run(spec, *, peers=None, batch_size=32, input_size=None, classes=None, modes=("train",
-        "inference"), steps=3, repeats=5, warmup_steps=2, shortcut="B", jit_compile="auto",
-        time_budget=None, fp32_peak_gflops=None, precision="float32"):
+def run(
+    spec,
+    *,
+    peers=None,
+    batch_size=32,
+    input_size=None,
+    classes=None,
+    modes=("train", "inference"),
+    steps=3,
+    repeats=5,
+    warmup_steps=2,
+    shortcut="B",
+    jit_compile="auto",
+    time_budget=None,
+    fp32_peak_gflops=None,
+    precision="float32",
+):
     """One throughput group; returns a JSON-ready dict.
 
     `precision="bfloat16"` runs every Keras contender under `mixed_bfloat16` and torch under
@@ -136,13 +207,27 @@ def run(spec, *, peers=None, batch_size=32, input_size=None, classes=None, modes
     input_size = input_size or info.input_shape[0]
     classes = classes or info.classes
     peers = baselines.peers_for(spec) if peers is None else list(peers)
-    contenders = build_contenders(spec, peers=peers, batch_size=batch_size,
-                                  input_size=input_size, classes=classes, shortcut=shortcut,
-                                  jit_compile=jit_compile, dtype_policy=dtype_policy,
-                                  torch_autocast=torch_autocast)
-    results = measure(contenders, batch_size=batch_size, modes=modes, steps=steps,
-                      repeats=repeats, warmup_steps=warmup_steps, time_budget=time_budget,
-                      fp32_peak_gflops=fp32_peak_gflops)
+    contenders = build_contenders(
+        spec,
+        peers=peers,
+        batch_size=batch_size,
+        input_size=input_size,
+        classes=classes,
+        shortcut=shortcut,
+        jit_compile=jit_compile,
+        dtype_policy=dtype_policy,
+        torch_autocast=torch_autocast,
+    )
+    results = measure(
+        contenders,
+        batch_size=batch_size,
+        modes=modes,
+        steps=steps,
+        repeats=repeats,
+        warmup_steps=warmup_steps,
+        time_budget=time_budget,
+        fp32_peak_gflops=fp32_peak_gflops,
+    )
     return {
         "kind": "throughput",
         "model": spec,

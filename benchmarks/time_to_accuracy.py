@@ -36,8 +36,9 @@ def from_history(run_dir, target):
     for row in rows:
         if float(row["val_accuracy"]) >= target:
             # CSVLogger's epochs count from 0; people count from 1.
-            result.update(reached=True, epoch=int(row["epoch"]) + 1,
-                          wall_time_seconds=float(row["wall_time"]))
+            result.update(
+                reached=True, epoch=int(row["epoch"]) + 1, wall_time_seconds=float(row["wall_time"])
+            )
             break
     for name in ("run.json", "summary.json"):
         path = run_dir / name

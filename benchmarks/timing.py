@@ -38,7 +38,7 @@ def interleaved(steps_by_label, *, steps, repeats, deadline=None):
     labels = list(steps_by_label)
     samples = {label: [] for label in labels}
     for r in range(repeats):
-        order = labels[r % len(labels):] + labels[:r % len(labels)]
+        order = labels[r % len(labels) :] + labels[: r % len(labels)]
         for label in order:
             samples[label].append(time_steps(steps_by_label[label], steps))
         if deadline is not None and time.monotonic() > deadline:

@@ -30,9 +30,11 @@ def main():
     parser.add_argument("--test-limit", type=int)
     parser.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=NETWORKS)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--mixed-precision", default="auto",
-                        help="auto (bfloat16 where the hardware has it), float32, mixed_float16 "
-                             "or mixed_bfloat16")
+    parser.add_argument(
+        "--mixed-precision",
+        default="auto",
+        help="auto (bfloat16 where the hardware has it), float32, mixed_float16 or mixed_bfloat16",
+    )
     args = parser.parse_args()
 
     out = Path(args.out)
@@ -40,19 +42,30 @@ def main():
     for name in args.networks:
         print(f"== {name} ({keras_resnets.build(name, depth=args.depth).count_params():,} params)")
         summaries[name] = train(
-            name, model_kwargs={"depth": args.depth}, recipe=args.recipe, epochs=args.epochs,
-            steps_per_epoch=args.steps_per_epoch, data=args.data, out=out / name,
-            seed=args.seed, train_limit=args.train_limit, test_limit=args.test_limit,
-            mixed_precision=args.mixed_precision, verbose=2,
+            name,
+            model_kwargs={"depth": args.depth},
+            recipe=args.recipe,
+            epochs=args.epochs,
+            steps_per_epoch=args.steps_per_epoch,
+            data=args.data,
+            out=out / name,
+            seed=args.seed,
+            train_limit=args.train_limit,
+            test_limit=args.test_limit,
+            mixed_precision=args.mixed_precision,
+            verbose=2,
         )
-    plot = plotting.plot_runs({n: out / n / "history.csv" for n in summaries},
-                              out / "article.png",
-                              title=f"The article's networks, depth {args.depth}, "
-                                    f"recipe {args.recipe!r}")
+    plot = plotting.plot_runs(
+        {n: out / n / "history.csv" for n in summaries},
+        out / "article.png",
+        title=f"The article's networks, depth {args.depth}, recipe {args.recipe!r}",
+    )
     print(f"\n{'network':10} {'params':>10} {'test acc':>9} {'best':>7} {'minutes':>8}")
     for name, s in summaries.items():
-        print(f"{name:10} {s['params']:>10,} {s['final_test_accuracy']:>9.4f} "
-              f"{s['best_test_accuracy']:>7.4f} {s['wall_time_seconds'] / 60:>8.1f}")
+        print(
+            f"{name:10} {s['params']:>10,} {s['final_test_accuracy']:>9.4f} "
+            f"{s['best_test_accuracy']:>7.4f} {s['wall_time_seconds'] / 60:>8.1f}"
+        )
     print(f"\nPlot: {plot}\nRuns: {out}/<network>/ (history.csv, summary.json, best.keras)")
 
 

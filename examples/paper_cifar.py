@@ -32,9 +32,11 @@ def main():
     parser.add_argument("--train-limit", type=int)
     parser.add_argument("--test-limit", type=int)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--mixed-precision", default="auto",
-                        help="auto (bfloat16 where the hardware has it), float32, mixed_float16 "
-                             "or mixed_bfloat16")
+    parser.add_argument(
+        "--mixed-precision",
+        default="auto",
+        help="auto (bfloat16 where the hardware has it), float32, mixed_float16 or mixed_bfloat16",
+    )
     args = parser.parse_args()
 
     out = Path(args.out)
@@ -45,21 +47,33 @@ def main():
             run = out / f"{family}{depth}"
             print(f"== {family} depth {depth}, recipe {recipe}")
             results[family, depth] = train(
-                family, model_kwargs={"depth": depth}, recipe=recipe, epochs=args.epochs,
-                steps_per_epoch=args.steps_per_epoch, data=args.data, out=run, seed=args.seed,
-                train_limit=args.train_limit, test_limit=args.test_limit,
-                mixed_precision=args.mixed_precision, verbose=2,
+                family,
+                model_kwargs={"depth": depth},
+                recipe=recipe,
+                epochs=args.epochs,
+                steps_per_epoch=args.steps_per_epoch,
+                data=args.data,
+                out=run,
+                seed=args.seed,
+                train_limit=args.train_limit,
+                test_limit=args.test_limit,
+                mixed_precision=args.mixed_precision,
+                verbose=2,
             )
     print(f"\n{'network':22} {'params':>10} {'test error %':>13} {'paper %':>8}")
     for (family, depth), s in results.items():
         paper = PAPER_ERROR.get(family, {}).get(depth)
-        print(f"{family + str(depth):22} {s['params']:>10,} "
-              f"{100 * (1 - s['final_test_accuracy']):>13.2f} "
-              f"{'' if paper is None else f'{paper:.2f}':>8}")
+        print(
+            f"{family + str(depth):22} {s['params']:>10,} "
+            f"{100 * (1 - s['final_test_accuracy']):>13.2f} "
+            f"{'' if paper is None else f'{paper:.2f}':>8}"
+        )
     for family in ("cifar_plain", "cifar_resnet"):
-        plotting.plot_runs({f"{family}{d}": out / f"{family}{d}" / "history.csv"
-                            for d in args.depths},
-                           out / f"{family}.png", title=f"{family}, recipe {recipe!r}")
+        plotting.plot_runs(
+            {f"{family}{d}": out / f"{family}{d}" / "history.csv" for d in args.depths},
+            out / f"{family}.png",
+            title=f"{family}, recipe {recipe!r}",
+        )
     print(f"\nPlots: {out}/cifar_plain.png, {out}/cifar_resnet.png; runs under {out}/")
 
 

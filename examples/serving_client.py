@@ -52,8 +52,9 @@ def build_request(images_or_paths, *, use_bytes, signature_name=None, image_size
         raise ValueError("`images_or_paths` must name at least one image. Received: []")
     input_name = INPUT_NAMES[bool(use_bytes)]
     if use_bytes:
-        values = [{"b64": base64.b64encode(_encoded(item)).decode("ascii")}
-                  for item in images_or_paths]
+        values = [
+            {"b64": base64.b64encode(_encoded(item)).decode("ascii")} for item in images_or_paths
+        ]
     else:
         values = [_pixels(item, image_size) for item in images_or_paths]
         sizes = {(len(v), len(v[0])) for v in values}
@@ -138,8 +139,13 @@ def _pixels(item, image_size):
             # Raw bytes rather than `getdata()`, deprecated in Pillow 12 (and gone in 14).
             data = image.tobytes()
         row_bytes = width * 3
-        return [[list(data[row * row_bytes + 3 * col:row * row_bytes + 3 * col + 3])
-                 for col in range(width)] for row in range(height)]
+        return [
+            [
+                list(data[row * row_bytes + 3 * col : row * row_bytes + 3 * col + 3])
+                for col in range(width)
+            ]
+            for row in range(height)
+        ]
     if image_size is not None:
         raise ValueError("image_size only resizes image files; resize pixel arrays beforehand.")
     return item.tolist() if hasattr(item, "tolist") else item
@@ -153,27 +159,42 @@ def _as_uint8(pixels):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", required=True,
-                        help="e.g. http://localhost:8501/v1/models/cifar_resnet20:predict")
+    parser.add_argument(
+        "--url", required=True, help="e.g. http://localhost:8501/v1/models/cifar_resnet20:predict"
+    )
     parser.add_argument("--images", nargs="+", required=True, help="image files")
-    parser.add_argument("--bytes", action="store_true", dest="use_bytes",
-                        help="send the encoded files to `serving_bytes` (server decodes)")
-    parser.add_argument("--size", type=int, nargs="+", metavar=("HEIGHT", "WIDTH"),
-                        help="resize pixels to this size before sending (without --bytes)")
+    parser.add_argument(
+        "--bytes",
+        action="store_true",
+        dest="use_bytes",
+        help="send the encoded files to `serving_bytes` (server decodes)",
+    )
+    parser.add_argument(
+        "--size",
+        type=int,
+        nargs="+",
+        metavar=("HEIGHT", "WIDTH"),
+        help="resize pixels to this size before sending (without --bytes)",
+    )
     parser.add_argument("--signature", help="signature name (default: by --bytes)")
-    parser.add_argument("--print-request", action="store_true",
-                        help="print the JSON body and exit without posting")
+    parser.add_argument(
+        "--print-request", action="store_true", help="print the JSON body and exit without posting"
+    )
     args = parser.parse_args(argv)
     if args.size is not None and len(args.size) > 2:
         parser.error(f"--size takes HEIGHT [WIDTH]. Received: --size {args.size}")
 
     size = None if args.size is None else tuple(args.size) * (2 if len(args.size) == 1 else 1)
     try:
-        body = build_request(args.images, use_bytes=args.use_bytes,
-                             signature_name=args.signature, image_size=size)
+        body = build_request(
+            args.images, use_bytes=args.use_bytes, signature_name=args.signature, image_size=size
+        )
     except (OSError, ValueError) as error:  # a missing or unreadable image: one line
-        message = (f"cannot read image {error.filename}: {error.strerror}"
-                   if getattr(error, "filename", None) and error.strerror else str(error))
+        message = (
+            f"cannot read image {error.filename}: {error.strerror}"
+            if getattr(error, "filename", None) and error.strerror
+            else str(error)
+        )
         print(f"error: {message}", file=sys.stderr)
         return 2
     if args.print_request:

@@ -30,8 +30,16 @@ _NAMES = {
 }
 
 __all__ = [
-    "build", "list_models", "register", "export_saved_model", "layers", "models", "recipes",
-    "train", "data", "__version__",
+    "build",
+    "list_models",
+    "register",
+    "export_saved_model",
+    "layers",
+    "models",
+    "recipes",
+    "train",
+    "data",
+    "__version__",
 ]
 
 

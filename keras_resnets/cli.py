@@ -69,42 +69,80 @@ def _parser():
     p.add_argument("--depth", type=_positive_int, help="the family's depth (e.g. 20, 110, 25)")
     p.add_argument("--shortcut", choices=["A", "B", "C", "none"], help="ResNet shortcut option")
     p.add_argument("--growth-rate", type=_positive_int, help="DenseNet growth rate k")
-    p.add_argument("--model-arg", type=_model_arg, action="append", default=[],
-                   metavar="KEY=VALUE", help="any other builder argument (repeatable)")
+    p.add_argument(
+        "--model-arg",
+        type=_model_arg,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other builder argument (repeatable)",
+    )
     p.add_argument("--recipe", default="fast", help="paper, densenet, article or fast")
     p.add_argument("--epochs", type=_positive_int, help="default: the recipe's")
-    p.add_argument("--steps-per-epoch", type=_positive_int,
-                   help="cap the steps of an epoch (short runs)")
+    p.add_argument(
+        "--steps-per-epoch", type=_positive_int, help="cap the steps of an epoch (short runs)"
+    )
     p.add_argument("--batch-size", type=_positive_int, help="default: the recipe's")
-    p.add_argument("--data", help="CIFAR-10 source: a folder or archive, 'tfds' or 'keras' "
-                                  "(default: $KERAS_RESNETS_DATA, else a search)")
+    p.add_argument(
+        "--data",
+        help="CIFAR-10 source: a folder or archive, 'tfds' or 'keras' "
+        "(default: $KERAS_RESNETS_DATA, else a search)",
+    )
     p.add_argument("--out", default="runs/run", help="the run folder (re-use it to resume)")
-    p.add_argument("--restart", action="store_true",
-                   help="clear the run folder's previous run first, instead of resuming it")
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="clear the run folder's previous run first, instead of resuming it",
+    )
     p.add_argument("--seed", type=_non_negative_int, default=0)
-    p.add_argument("--mixed-precision",
-                   choices=["float32", "mixed_float16", "mixed_bfloat16", "auto"],
-                   help="auto: mixed_bfloat16 on hardware with native bfloat16 (AMX or "
-                        "AVX512_BF16 CPUs, Ampere+ GPUs), float32 elsewhere. Default: float32")
-    p.add_argument("--jit-compile", nargs="?", const="on", default="auto",
-                   choices=["auto", "on", "off"],
-                   help="compile the step with XLA. auto (default): on for JAX and for "
-                        "TensorFlow on a GPU, off for TensorFlow on a CPU; --jit-compile alone: on")
-    p.add_argument("--train-limit", type=_positive_int,
-                   help="use only this many training images")
+    p.add_argument(
+        "--mixed-precision",
+        choices=["float32", "mixed_float16", "mixed_bfloat16", "auto"],
+        help="auto: mixed_bfloat16 on hardware with native bfloat16 (AMX or "
+        "AVX512_BF16 CPUs, Ampere+ GPUs), float32 elsewhere. Default: float32",
+    )
+    p.add_argument(
+        "--jit-compile",
+        nargs="?",
+        const="on",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="compile the step with XLA. auto (default): on for JAX and for "
+        "TensorFlow on a GPU, off for TensorFlow on a CPU; --jit-compile alone: on",
+    )
+    p.add_argument("--train-limit", type=_positive_int, help="use only this many training images")
     p.add_argument("--test-limit", type=_positive_int, help="use only this many test images")
-    p.add_argument("--distribute", default="none", choices=["none", "mirrored", "multi_worker"],
-                   help="mirrored: the GPUs of this host; multi_worker: the hosts in TF_CONFIG "
-                        "(see docs/distributed.md). --batch-size is the global batch")
-    p.add_argument("--scale-lr", action="store_true",
-                   help="linear scaling rule: lr x batch size / the recipe's, with a warm-up")
-    p.add_argument("--pipeline", default="auto", choices=["auto", "tf.data", "numpy"],
-                   help="the input pipeline. auto (default): tf.data where TensorFlow is "
-                        "installed, else NumPy (JAX or PyTorch backend without TensorFlow)")
-    p.add_argument("--export", metavar="NAME",
-                   help="after training, export best.keras to saved_models/NAME/<version>")
-    p.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2],
-                   help="Keras's progress output: 0 none, 1 a bar (default), 2 a line an epoch")
+    p.add_argument(
+        "--distribute",
+        default="none",
+        choices=["none", "mirrored", "multi_worker"],
+        help="mirrored: the GPUs of this host; multi_worker: the hosts in TF_CONFIG "
+        "(see docs/distributed.md). --batch-size is the global batch",
+    )
+    p.add_argument(
+        "--scale-lr",
+        action="store_true",
+        help="linear scaling rule: lr x batch size / the recipe's, with a warm-up",
+    )
+    p.add_argument(
+        "--pipeline",
+        default="auto",
+        choices=["auto", "tf.data", "numpy"],
+        help="the input pipeline. auto (default): tf.data where TensorFlow is "
+        "installed, else NumPy (JAX or PyTorch backend without TensorFlow)",
+    )
+    p.add_argument(
+        "--export",
+        metavar="NAME",
+        help="after training, export best.keras to saved_models/NAME/<version>",
+    )
+    p.add_argument(
+        "--verbose",
+        type=int,
+        default=1,
+        choices=[0, 1, 2],
+        help="Keras's progress output: 0 none, 1 a bar (default), 2 a line an epoch",
+    )
     _add_tf_logs(p)
 
     p = sub.add_parser("evaluate", help="test accuracy and confusion matrix of a checkpoint")
@@ -123,31 +161,50 @@ def _parser():
     p.add_argument("--checkpoint", required=True, help="a .keras file")
     p.add_argument("--name", required=True, help="the model name: saved_models/NAME/<version>")
     p.add_argument("--base", default="saved_models", help="the base folder (default saved_models)")
-    p.add_argument("--version", type=_positive_int,
-                   help="default: one more than the highest existing")
+    p.add_argument(
+        "--version", type=_positive_int, help="default: one more than the highest existing"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing version")
-    p.add_argument("--dtype", default="float32", choices=["float32", "keep"],
-                   help="float32 (default): serve a mixed-precision model in float32, fast on "
-                        "any server; keep: serve in the training precision")
-    p.add_argument("--format", default="saved_model", choices=["saved_model", "onnx", "litert"],
-                   help="saved_model (default): TF Serving; onnx: ONNX Runtime; litert: TFLite")
-    p.add_argument("--quantize", choices=["int8"],
-                   help="litert only: dynamic-range int8 weights (see docs/serving.md)")
+    p.add_argument(
+        "--dtype",
+        default="float32",
+        choices=["float32", "keep"],
+        help="float32 (default): serve a mixed-precision model in float32, fast on "
+        "any server; keep: serve in the training precision",
+    )
+    p.add_argument(
+        "--format",
+        default="saved_model",
+        choices=["saved_model", "onnx", "litert"],
+        help="saved_model (default): TF Serving; onnx: ONNX Runtime; litert: TFLite",
+    )
+    p.add_argument(
+        "--quantize",
+        choices=["int8"],
+        help="litert only: dynamic-range int8 weights (see docs/serving.md)",
+    )
     _add_tf_logs(p)
 
     p = sub.add_parser("list", help="list the registered models")
     p.add_argument("pattern", nargs="?", help="a glob, e.g. 'cifar_*'")
-    p.add_argument("--markdown", action="store_true",
-                   help="a markdown table with parameters and multiply-adds (slow: builds each)")
+    p.add_argument(
+        "--markdown",
+        action="store_true",
+        help="a markdown table with parameters and multiply-adds (slow: builds each)",
+    )
 
-    sub.add_parser("benchmark", help="speed and memory benchmarks (see benchmarks/README)",
-                   add_help=False)
+    sub.add_parser(
+        "benchmark", help="speed and memory benchmarks (see benchmarks/README)", add_help=False
+    )
     return parser
 
 
 def _add_tf_logs(parser):
-    parser.add_argument("--tf-logs", action="store_true",
-                        help="show TensorFlow's own C++ log lines (hidden by default)")
+    parser.add_argument(
+        "--tf-logs",
+        action="store_true",
+        help="show TensorFlow's own C++ log lines (hidden by default)",
+    )
 
 
 @contextlib.contextmanager
@@ -205,8 +262,7 @@ def _check_folder(path, option):
         if folder.exists():
             if not folder.is_dir():
                 what = "is a file" if folder == path else f"is inside {folder}, which is a file"
-                raise ValueError(f"{option} {path} {what}, not a folder. "
-                                 f"Received: {option} {path}")
+                raise ValueError(f"{option} {path} {what}, not a folder. Received: {option} {path}")
             return
 
 
@@ -214,8 +270,10 @@ def _check_keras_file(path):
     if not Path(path).is_file():
         raise ValueError(f"No checkpoint at {path}. Received: --checkpoint {path}")
     if not zipfile.is_zipfile(path):  # Keras would say "File not found" of a truncated file
-        raise ValueError(f"{path} is not a valid .keras archive (truncated, or not a Keras "
-                         f"model file). Received: --checkpoint {path}")
+        raise ValueError(
+            f"{path} is not a valid .keras archive (truncated, or not a Keras "
+            f"model file). Received: --checkpoint {path}"
+        )
 
 
 def _load_checkpoint(path):
@@ -230,8 +288,10 @@ def _load_checkpoint(path):
         return keras.saving.load_model(path, compile=False)
     except (ValueError, OSError, KeyError, zipfile.BadZipFile) as error:
         text = str(error).strip().splitlines()
-        raise ValueError(f"{path} is not a valid .keras archive ({type(error).__name__}: "
-                         f"{text[0] if text else ''})") from None
+        raise ValueError(
+            f"{path} is not a valid .keras archive ({type(error).__name__}: "
+            f"{text[0] if text else ''})"
+        ) from None
 
 
 def _class_names_for(checkpoint):
@@ -245,15 +305,19 @@ def _model_kwargs(args):
     model_kwargs = {}
     for key, value in args.model_arg:
         if key in model_kwargs:
-            raise ValueError(f"--model-arg {key} is given twice. Received: --model-arg "
-                             f"{key}={model_kwargs[key]!r} and --model-arg {key}={value!r}")
+            raise ValueError(
+                f"--model-arg {key} is given twice. Received: --model-arg "
+                f"{key}={model_kwargs[key]!r} and --model-arg {key}={value!r}"
+            )
         model_kwargs[key] = value
     for key, option in _MODEL_OPTIONS.items():
         if getattr(args, key) is None:
             continue
         if key in model_kwargs:
-            raise ValueError(f"{option} and --model-arg {key}=... both set {key}. "
-                             f"Received: {option} {getattr(args, key)}")
+            raise ValueError(
+                f"{option} and --model-arg {key}=... both set {key}. "
+                f"Received: {option} {getattr(args, key)}"
+            )
         model_kwargs[key] = getattr(args, key)
     return model_kwargs
 
@@ -268,8 +332,10 @@ def _check_model_kwargs(model, model_kwargs):
     unknown = sorted(set(model_kwargs) - valid)
     if unknown:
         given = ", ".join(_MODEL_OPTIONS.get(k) or f"--model-arg {k}=..." for k in unknown)
-        raise ValueError(f"{model} takes no argument {', '.join(unknown)}. Its arguments: "
-                         f"{', '.join(sorted(valid))}. Received: {given}")
+        raise ValueError(
+            f"{model} takes no argument {', '.join(unknown)}. Its arguments: "
+            f"{', '.join(sorted(valid))}. Received: {given}"
+        )
 
 
 def _train(args):
@@ -282,8 +348,13 @@ def _train(args):
     model_kwargs = _model_kwargs(args)
     _check_model_kwargs(args.model, model_kwargs)
     if not args.restart:
-        train_lib.check_run_folder(args.out, args.model, model_kwargs, args.recipe,
-                                   remedy="pass another --out, or --restart to replace it")
+        train_lib.check_run_folder(
+            args.out,
+            args.model,
+            model_kwargs,
+            args.recipe,
+            remedy="pass another --out, or --restart to replace it",
+        )
     summary = train_lib.train(
         args.model,
         model_kwargs=model_kwargs,
@@ -305,9 +376,17 @@ def _train(args):
         verbose=args.verbose,
     )
     if args.export and summary["distribute"]["is_chief"]:  # only the chief exports
-        _export(argparse.Namespace(checkpoint=str(Path(args.out) / "best.keras"),
-                                   name=args.export, base="saved_models", version=None,
-                                   overwrite=False, dtype="float32", tf_logs=args.tf_logs))
+        _export(
+            argparse.Namespace(
+                checkpoint=str(Path(args.out) / "best.keras"),
+                name=args.export,
+                base="saved_models",
+                version=None,
+                overwrite=False,
+                dtype="float32",
+                tf_logs=args.tf_logs,
+            )
+        )
     return summary
 
 
@@ -315,13 +394,17 @@ def _evaluate(args):
     if args.checkpoint:
         _check_keras_file(args.checkpoint)
     elif not args.weights:
-        raise ValueError(f"--model {args.model} needs --weights (e.g. --weights cifar10): "
-                         "an untrained model has nothing to evaluate.")
+        raise ValueError(
+            f"--model {args.model} needs --weights (e.g. --weights cifar10): "
+            "an untrained model has nothing to evaluate."
+        )
     if args.plot:  # before the evaluation, not after it
         folder = Path(args.plot).parent
         if not folder.is_dir():
-            raise ValueError(f"--plot {args.plot}: the folder {folder} does not exist. "
-                             f"Received: --plot {args.plot}")
+            raise ValueError(
+                f"--plot {args.plot}: the folder {folder} does not exist. "
+                f"Received: --plot {args.plot}"
+            )
     _start_keras(args)
     import numpy as np
 
@@ -370,10 +453,16 @@ def _export(args):
 
     model = _load_checkpoint(args.checkpoint)
     try:
-        path = export(model, os.fspath(target), version=args.version,
-                      overwrite=args.overwrite, class_names=_class_names_for(args.checkpoint),
-                      dtype=args.dtype, format=getattr(args, "format", "saved_model"),
-                      quantize=getattr(args, "quantize", None))
+        path = export(
+            model,
+            os.fspath(target),
+            version=args.version,
+            overwrite=args.overwrite,
+            class_names=_class_names_for(args.checkpoint),
+            dtype=args.dtype,
+            format=getattr(args, "format", "saved_model"),
+            quantize=getattr(args, "quantize", None),
+        )
     except (RuntimeError, ImportError) as error:  # the backend, a missing extra: one line
         raise ValueError(str(error)) from None
     print(f"Exported {args.checkpoint} to {path}")
@@ -389,8 +478,10 @@ def _list(args):
 
     names = models.list_models(args.pattern)
     if not names:
-        raise ValueError(f"No registered model matches {args.pattern!r}; `keras-resnets list` "
-                         f"shows all {len(models.list_models())}. Received: {args.pattern!r}")
+        raise ValueError(
+            f"No registered model matches {args.pattern!r}; `keras-resnets list` "
+            f"shows all {len(models.list_models())}. Received: {args.pattern!r}"
+        )
     if not args.markdown:
         print("\n".join(names))
         return names
@@ -406,8 +497,11 @@ def main(argv=None):
         try:
             from benchmarks.__main__ import main as benchmark_main
         except ImportError:
-            print("error: the benchmark harness lives in the repository's benchmarks/ folder; "
-                  "run this from the repository root.", file=sys.stderr)
+            print(
+                "error: the benchmark harness lives in the repository's benchmarks/ folder; "
+                "run this from the repository root.",
+                file=sys.stderr,
+            )
             return 2
         return benchmark_main(argv[1:])
     # Nothing above this line imports Keras or TensorFlow: --help and bad arguments are quick.
@@ -420,8 +514,10 @@ def main(argv=None):
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted: re-run the same command to resume from the last finished epoch.",
-              file=sys.stderr)
+        print(
+            "\ninterrupted: re-run the same command to resume from the last finished epoch.",
+            file=sys.stderr,
+        )
         return 130
     return 0
 

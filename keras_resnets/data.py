@@ -71,8 +71,7 @@ import typing
 import warnings
 import zipfile
 import zlib
-from pathlib import Path
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import keras
 import numpy as np
@@ -351,8 +350,15 @@ def make_pipeline(
     steps = full_steps if steps_per_epoch is None else steps_per_epoch
     if resolve_engine(engine) == "numpy":
         return ArrayBatches(
-            x, y, batch_size=batch_size, augment=augment, seed=seed, shuffle=shuffle,
-            drop_remainder=drop_remainder, first_epoch=first_epoch, steps_per_epoch=steps,
+            x,
+            y,
+            batch_size=batch_size,
+            augment=augment,
+            seed=seed,
+            shuffle=shuffle,
+            drop_remainder=drop_remainder,
+            first_epoch=first_epoch,
+            steps_per_epoch=steps,
             pad=pad,
         )
     tf = _tensorflow(required='engine="tf.data"')
@@ -523,12 +529,13 @@ class ArrayBatches(keras.utils.PyDataset):
     ):
         if workers is None:
             workers = min(4, os.cpu_count() or 1)
-        for name, value in (("batch_size", batch_size), ("workers", workers),
-                            ("steps_per_epoch", steps_per_epoch)):
-            if value is not None and (isinstance(value, bool) or int(value) != value
-                                      or value < 1):
-                raise ValueError(f"`{name}` must be a positive integer. Received: "
-                                 f"{name}={value!r}")
+        for name, value in (
+            ("batch_size", batch_size),
+            ("workers", workers),
+            ("steps_per_epoch", steps_per_epoch),
+        ):
+            if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
+                raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
         super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=8)
         self.x = np.asarray(x, dtype=np.uint8)
         self.y = np.asarray(y, dtype=np.int32)
@@ -580,7 +587,7 @@ class ArrayBatches(keras.utils.PyDataset):
             raise IndexError(f"batch {index} of a {self.steps}-batch epoch")
         epoch = self.epoch
         start = index * self.batch_size
-        indices = self._epoch_order(epoch)[start:start + self.batch_size]
+        indices = self._epoch_order(epoch)[start : start + self.batch_size]
         images = self.x[indices]
         if self.augment:
             rng = np.random.default_rng([self.seed, epoch, index + 1])
@@ -589,7 +596,7 @@ class ArrayBatches(keras.utils.PyDataset):
         count, part = self._rows
         if count > 1:
             size = len(indices) // count
-            images, labels = (a[part * size:(part + 1) * size] for a in (images, labels))
+            images, labels = (a[part * size : (part + 1) * size] for a in (images, labels))
         return images.astype(np.float32), labels
 
 
@@ -615,7 +622,7 @@ def _tensorflow(required=None):
         if required:
             raise ImportError(
                 f"{required} needs TensorFlow, which is not installed here. Install it "
-                "(`pip install tensorflow`) or use the NumPy pipeline (engine=\"numpy\")."
+                '(`pip install tensorflow`) or use the NumPy pipeline (engine="numpy").'
             ) from None
         return None
     return tf
@@ -666,8 +673,7 @@ def _search():
     if found is not None:
         return _load_keras_batches(found)
     tried.append(
-        "keras.datasets cache: none of "
-        + ", ".join(str(p) for p in _keras_cache_candidates())
+        "keras.datasets cache: none of " + ", ".join(str(p) for p in _keras_cache_candidates())
     )
     try:
         return _load_tfds(download=True)
@@ -774,8 +780,9 @@ def _remove_if_empty(folders):
 
 def _load_tfds(*, download):
     data_dir = _tfds_data_dir()
-    created = _new_empty_folders([data_dir, os.path.join(data_dir, "cifar10"),
-                                  os.path.join(data_dir, "downloads")])
+    created = _new_empty_folders(
+        [data_dir, os.path.join(data_dir, "cifar10"), os.path.join(data_dir, "downloads")]
+    )
     try:
         return _read_tfds(data_dir, download=download)
     except BaseException:
@@ -1222,9 +1229,7 @@ def _check_shapes(decoded, description):
 
 
 def _default_cache_dir():
-    return Path(
-        os.environ.get(CACHE_ENV_VAR) or Path("~/.cache/keras_resnets").expanduser()
-    )
+    return Path(os.environ.get(CACHE_ENV_VAR) or Path("~/.cache/keras_resnets").expanduser())
 
 
 def _cache_path(inputs, files, cache_dir):

@@ -71,8 +71,17 @@ class Distribution:
         is_chief: whether this process writes the run folder.
     """
 
-    def __init__(self, name="none", *, strategy=None, distribution=None, num_replicas=1,
-                 num_workers=1, worker_index=0, is_chief=True):
+    def __init__(
+        self,
+        name="none",
+        *,
+        strategy=None,
+        distribution=None,
+        num_replicas=1,
+        num_workers=1,
+        worker_index=0,
+        is_chief=True,
+    ):
         self.name = name
         self.strategy = strategy
         self.distribution = distribution
@@ -83,8 +92,10 @@ class Distribution:
         self._temp_dir = None
 
     def __repr__(self):
-        return (f"Distribution({self.name!r}, num_replicas={self.num_replicas}, "
-                f"num_workers={self.num_workers}, worker_index={self.worker_index})")
+        return (
+            f"Distribution({self.name!r}, num_replicas={self.num_replicas}, "
+            f"num_workers={self.num_workers}, worker_index={self.worker_index})"
+        )
 
     def scope(self):
         """The context to build, compile, fit and evaluate in."""
@@ -132,8 +143,9 @@ class Distribution:
             datasets = tuple(ds.with_options(options) for ds in datasets)
         elif self.distribution is not None and self.num_workers > 1:
             self.distribution.auto_shard_dataset = False
-            datasets = tuple(_process_slice(ds, self.num_workers, self.worker_index)
-                             for ds in datasets)
+            datasets = tuple(
+                _process_slice(ds, self.num_workers, self.worker_index) for ds in datasets
+            )
         return datasets if len(datasets) > 1 else datasets[0]
 
     def writable_run_folder(self, out):
@@ -231,8 +243,10 @@ class AverageReplicaStatistics(keras.callbacks.Callback):
         import tensorflow as tf
 
         return [
-            v.value for v in self.model.non_trainable_variables
-            if v.aggregation == "none" and "float" in str(v.dtype)
+            v.value
+            for v in self.model.non_trainable_variables
+            if v.aggregation == "none"
+            and "float" in str(v.dtype)
             and isinstance(v.value, tf.distribute.DistributedValues)
         ]
 
@@ -254,7 +268,7 @@ class AverageReplicaStatistics(keras.callbacks.Callback):
         start = 0
         for v in variables:
             size = v.shape.num_elements()
-            v.assign(tf.reshape(mean[start:start + size], v.shape))
+            v.assign(tf.reshape(mean[start : start + size], v.shape))
             start += size
 
     def on_test_begin(self, logs=None):
@@ -274,7 +288,7 @@ def _process_slice(ds, count, index):
 
     def take(*batch):
         size = tf.shape(batch[0])[0] // count
-        return tuple(t[index * size:(index + 1) * size] for t in batch)
+        return tuple(t[index * size : (index + 1) * size] for t in batch)
 
     return ds.map(take)
 
@@ -305,8 +319,9 @@ def resolve(distribute):
             # reuses the first one's collective-op keys (its all-reduces then fail on shape
             # mismatches), and MultiWorkerMirroredStrategy can only be made at start-up.
             if distribute not in _STRATEGIES:
-                _STRATEGIES[distribute] = (_mirrored_strategy() if distribute == "mirrored"
-                                           else multi_worker_strategy())
+                _STRATEGIES[distribute] = (
+                    _mirrored_strategy() if distribute == "mirrored" else multi_worker_strategy()
+                )
             return _from_strategy(_STRATEGIES[distribute], name=distribute)
         if backend == "jax":
             return _jax_data_parallel(multi_worker=distribute == "multi_worker")
@@ -320,9 +335,11 @@ def resolve(distribute):
         import tensorflow as tf
 
         if isinstance(distribute, tf.distribute.Strategy):
-            if (isinstance(distribute, tf.distribute.MultiWorkerMirroredStrategy)
-                    and not isinstance(distribute, _multi_worker_class())
-                    and distribute.extended._in_multi_worker_mode()):
+            if (
+                isinstance(distribute, tf.distribute.MultiWorkerMirroredStrategy)
+                and not isinstance(distribute, _multi_worker_class())
+                and distribute.extended._in_multi_worker_mode()
+            ):
                 raise ValueError(
                     "Keras 3's fit cannot run a plain tf.distribute.MultiWorkerMirroredStrategy "
                     "across workers (keras-team/keras#20585): pass "
@@ -366,10 +383,12 @@ def _tf_multi_worker_class():
 
         def reduce(self, reduce_op, value, axis):
             def one(v):
-                scalar = axis is not None and getattr(v, "shape", None) is not None \
-                    and v.shape.rank == 0
+                scalar = (
+                    axis is not None and getattr(v, "shape", None) is not None and v.shape.rank == 0
+                )
                 return super(MultiWorkerMirroredStrategy, self).reduce(
-                    reduce_op, v, None if scalar else axis)
+                    reduce_op, v, None if scalar else axis
+                )
 
             return tf.nest.map_structure(one, value)
 
@@ -400,9 +419,9 @@ def multi_worker_strategy(**kwargs):
     if "cluster_resolver" not in kwargs and not os.environ.get("TF_CONFIG"):
         raise ValueError(
             "distribute='multi_worker' needs the cluster in the TF_CONFIG environment variable "
-            "(see docs/distributed.md), e.g. TF_CONFIG='{\"cluster\": {\"worker\": "
-            "[\"host1:12345\", \"host2:12345\"]}, \"task\": {\"type\": \"worker\", "
-            "\"index\": 0}}'. Received: TF_CONFIG unset"
+            '(see docs/distributed.md), e.g. TF_CONFIG=\'{"cluster": {"worker": '
+            '["host1:12345", "host2:12345"]}, "task": {"type": "worker", '
+            '"index": 0}}\'. Received: TF_CONFIG unset'
         )
     try:
         return _multi_worker_class()(**kwargs)
@@ -435,8 +454,7 @@ def _from_strategy(strategy, *, name):
 
 def _jax_data_parallel(*, multi_worker):
     if multi_worker:
-        if not (os.environ.get("KERAS_DISTRIBUTION_JOB_ADDRESSES")
-                or os.environ.get("TF_CONFIG")):
+        if not (os.environ.get("KERAS_DISTRIBUTION_JOB_ADDRESSES") or os.environ.get("TF_CONFIG")):
             raise ValueError(
                 "distribute='multi_worker' on JAX needs the cluster in "
                 "KERAS_DISTRIBUTION_JOB_ADDRESSES, KERAS_DISTRIBUTION_NUM_PROCESSES and "
@@ -461,8 +479,11 @@ def _jax_cluster_from_env():
     index = int(task.get("index", 0))
     if task["type"] == "worker":
         index += len(cluster.get("chief", []))
-    return {"job_addresses": ",".join(addresses), "num_processes": len(addresses),
-            "process_id": index}
+    return {
+        "job_addresses": ",".join(addresses),
+        "num_processes": len(addresses),
+        "process_id": index,
+    }
 
 
 def _from_keras_distribution(distribution, *, name):
@@ -471,8 +492,11 @@ def _from_keras_distribution(distribution, *, name):
     mesh = distribution.device_mesh
     # The replicas are the devices along the mesh's batch axis (all of them for DataParallel,
     # fewer for a ModelParallel layout that also splits the weights).
-    axis = (mesh.axis_names.index(distribution.batch_dim_name)
-            if distribution.batch_dim_name in mesh.axis_names else 0)
+    axis = (
+        mesh.axis_names.index(distribution.batch_dim_name)
+        if distribution.batch_dim_name in mesh.axis_names
+        else 0
+    )
     return Distribution(
         name,
         distribution=distribution,
@@ -483,8 +507,7 @@ def _from_keras_distribution(distribution, *, name):
     )
 
 
-def scale_learning_rate(recipe, global_batch_size, *, steps_per_epoch,
-                        warmup_epochs=WARMUP_EPOCHS):
+def scale_learning_rate(recipe, global_batch_size, *, steps_per_epoch, warmup_epochs=WARMUP_EPOCHS):
     """The linear scaling rule with warm-up (Goyal et al. 2017, sections 2.1-2.2).
 
     With a global batch `k` times the recipe's, the learning rate is multiplied by `k`, and
@@ -518,7 +541,7 @@ def scale_learning_rate(recipe, global_batch_size, *, steps_per_epoch,
         "batch_size": global_batch_size,
         "learning_rate": recipe.learning_rate * k,
         "description": f"{recipe.description} Linear scaling to batch {global_batch_size} "
-                       f"(x{k:g}, Goyal et al. 2017).",
+        f"(x{k:g}, Goyal et al. 2017).",
         "boundaries": tuple(b if b < 1 else round(b / k) for b in recipe.boundaries),
     }
     if recipe.total_steps:

@@ -25,8 +25,10 @@ def format_confusion_matrix(matrix, class_names):
     label = number + 1 + max(len(name) for name in names)
     width = max(len(str(int(matrix.max()))), number, 4)
     header = f"{'predicted:':>{label}} " + " ".join(f"{i:>{width}}" for i in range(len(names)))
-    lines = ["rows: true class, columns: predicted class (numbered as the rows)",
-             header + "  recall"]
+    lines = [
+        "rows: true class, columns: predicted class (numbered as the rows)",
+        header + "  recall",
+    ]
     for i, (name, row) in enumerate(zip(names, matrix)):
         recall = row[i] / max(row.sum(), 1)
         cells = " ".join(f"{int(v):>{width}}" for v in row)
@@ -49,8 +51,15 @@ def plot_confusion_matrix(matrix, class_names, path, *, title=None):
     ax.set_yticks(ticks, class_names, fontsize=8)
     for i in ticks:
         for j in ticks:
-            ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=7,
-                    color="white" if normalised[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                int(matrix[i, j]),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if normalised[i, j] > 0.5 else "black",
+            )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     if title:

@@ -57,7 +57,7 @@ def weights_markdown(names=None):
             )
             layout = ", ".join(f"`{k}={v!r}`" for k, v in w.layout.items() if k != "depth")
             if w.url.startswith("package:"):  # shipped: the file, and how it was trained
-                url = f"keras_resnets/weights/{w.url[len('package:'):]}"
+                url = f"keras_resnets/weights/{w.url[len('package:') :]}"
                 source = (
                     f"{w.source}, {w.meta['epochs']} epochs, {w.meta['precision']}, "
                     f"{w.meta['machine']}"

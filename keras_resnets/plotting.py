@@ -47,11 +47,22 @@ def plot_runs(runs, path, *, title=None):
         color = colors[i % len(colors)]
         epochs = [r["epoch"] + 1 for r in rows]
         if "accuracy" in rows[0]:
-            ax.plot(epochs, [100 * (1 - r["accuracy"]) for r in rows], color=color,
-                    linewidth=0.8, linestyle="--", label=f"{label} train".strip())
+            ax.plot(
+                epochs,
+                [100 * (1 - r["accuracy"]) for r in rows],
+                color=color,
+                linewidth=0.8,
+                linestyle="--",
+                label=f"{label} train".strip(),
+            )
         if "val_accuracy" in rows[0]:
-            ax.plot(epochs, [100 * (1 - r["val_accuracy"]) for r in rows], color=color,
-                    linewidth=2.0, label=f"{label} test".strip())
+            ax.plot(
+                epochs,
+                [100 * (1 - r["val_accuracy"]) for r in rows],
+                color=color,
+                linewidth=2.0,
+                label=f"{label} test".strip(),
+            )
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # no epoch 1.5
     ax.set_ylabel("error (%)")

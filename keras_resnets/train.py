@@ -230,21 +230,31 @@ def _accepted_keywords(function):
             continue
         func = node.func
         # `kwargs.pop("compression", 0.5)`: a keyword the builder takes out of **kwargs.
-        if (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
-                and func.value.id == var_keyword and func.attr in ("pop", "get") and node.args
-                and isinstance(node.args[0], ast.Constant)):
+        if (
+            isinstance(func, ast.Attribute)
+            and isinstance(func.value, ast.Name)
+            and func.value.id == var_keyword
+            and func.attr in ("pop", "get")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
             names.add(node.args[0].value)
         # `family(depth, shortcut="none", **kwargs)`: what `family` takes, less what is set.
-        if not any(k.arg is None and isinstance(k.value, ast.Name) and k.value.id == var_keyword
-                   for k in node.keywords):
+        if not any(
+            k.arg is None and isinstance(k.value, ast.Name) and k.value.id == var_keyword
+            for k in node.keywords
+        ):
             continue
         callee = scope.get(func.id) if isinstance(func, ast.Name) else None
         inner = _accepted_keywords(callee) if callable(callee) else None
         if inner is None:
             return None
-        positional = [p.name for p in inspect.signature(callee).parameters.values()
-                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        names |= inner - {k.arg for k in node.keywords if k.arg} - set(positional[:len(node.args)])
+        positional = [
+            p.name
+            for p in inspect.signature(callee).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        names |= inner - {k.arg for k in node.keywords if k.arg} - set(positional[: len(node.args)])
     return names
 
 
@@ -259,8 +269,16 @@ def _check_count(name, value, *, minimum=1):
 
 
 # What a run writes into its folder; `restart` removes these and nothing else.
-RUN_FILES = ("backup", "tensorboard", "history.csv", "best.keras", "last.keras", "errors.png",
-             "run.json", "summary.json")
+RUN_FILES = (
+    "backup",
+    "tensorboard",
+    "history.csv",
+    "best.keras",
+    "last.keras",
+    "errors.png",
+    "run.json",
+    "summary.json",
+)
 
 
 def _restart(out):
@@ -279,8 +297,9 @@ def _read_json(path):
         return None
 
 
-def check_run_folder(out, model, model_kwargs, recipe, *,
-                     remedy="pass another `out`, or restart=True to replace it"):
+def check_run_folder(
+    out, model, model_kwargs, recipe, *, remedy="pass another `out`, or restart=True to replace it"
+):
     """Raise ValueError if the run folder `out` holds a run of another model, other builder
     arguments or another recipe: resuming it, Keras would fail deep in the restore ("A total
     of 45 objects could not be loaded")."""
@@ -412,9 +431,13 @@ def train(
             Defaults to tf.data where TensorFlow is installed, else NumPy.
         verbose: Keras's progress bar (1), one line per epoch (2) or silent (0).
     """
-    for name, value in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch),
-                        ("batch_size", batch_size), ("train_limit", train_limit),
-                        ("test_limit", test_limit)):
+    for name, value in (
+        ("epochs", epochs),
+        ("steps_per_epoch", steps_per_epoch),
+        ("batch_size", batch_size),
+        ("train_limit", train_limit),
+        ("test_limit", test_limit),
+    ):
         _check_count(name, value)
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise ValueError(f"`seed` must be an integer of at least 0. Received: seed={seed!r}")
@@ -424,13 +447,16 @@ def train(
     valid = builder_arguments(model)
     unknown = sorted(set(model_kwargs) - valid) if valid is not None else []
     if unknown:
-        raise ValueError(f"{model} takes no argument {', '.join(unknown)}. Its arguments: "
-                         f"{', '.join(sorted(valid))}. Received: model_kwargs={model_kwargs}")
+        raise ValueError(
+            f"{model} takes no argument {', '.join(unknown)}. Its arguments: "
+            f"{', '.join(sorted(valid))}. Received: model_kwargs={model_kwargs}"
+        )
     for folder in (Path(out), *Path(out).parents):
         if folder.exists():
             if not folder.is_dir():
-                raise ValueError(f"`out` must be a folder, and {folder} is a file. "
-                                 f"Received: out={str(out)!r}")
+                raise ValueError(
+                    f"`out` must be a folder, and {folder} is a file. Received: out={str(out)!r}"
+                )
             break
     policy = resolve_mixed_precision(mixed_precision)
     if isinstance(recipe, str):
@@ -476,10 +502,12 @@ def train(
     dist.check_same(initial_epoch, "the epoch to resume at")
     finished = _read_json(out / "summary.json") if initial_epoch >= epochs else None
     if finished is not None and finished.get("epochs") == epochs:
-        print(f"{out} is already complete: {finished.get('model')} trained {epochs} of "
-              f"{epochs} epochs, test accuracy {finished.get('final_test_accuracy', 0):.4f} "
-              f"(best {finished.get('best_test_accuracy', 0):.4f}). Pass more epochs (--epochs) to "
-              "go on, or restart (--restart) to train it again.")
+        print(
+            f"{out} is already complete: {finished.get('model')} trained {epochs} of "
+            f"{epochs} epochs, test accuracy {finished.get('final_test_accuracy', 0):.4f} "
+            f"(best {finished.get('best_test_accuracy', 0):.4f}). Pass more epochs (--epochs) to "
+            "go on, or restart (--restart) to train it again."
+        )
         dist.close()
         return finished
     if initial_epoch > epochs:
@@ -497,19 +525,33 @@ def train(
     # uninterrupted run would have seen from `initial_epoch` on.
     engine = data_lib.resolve_engine(engine)
     train_ds = data_lib.make_pipeline(
-        x_train, y_train, batch_size=batch_size, training=True, seed=seed,
-        first_epoch=initial_epoch, steps_per_epoch=steps, engine=engine,
+        x_train,
+        y_train,
+        batch_size=batch_size,
+        training=True,
+        seed=seed,
+        first_epoch=initial_epoch,
+        steps_per_epoch=steps,
+        engine=engine,
     )
-    test_ds = data_lib.make_pipeline(x_test, y_test, batch_size=256, training=False,
-                                     engine=engine)
+    test_ds = data_lib.make_pipeline(x_test, y_test, batch_size=256, training=False, engine=engine)
     train_ds, test_ds = dist.distribute_datasets(train_ds, test_ds)
 
     with dist.scope():
         # `input_shape` and `classes` given in model_kwargs (checked against the data) win.
-        net = build(model, **{"input_shape": x_train.shape[1:],
-                              "classes": len(arrays.class_names), **model_kwargs})
-        net.compile(**recipe.compile_kwargs(net, steps_per_epoch=steps, epochs=epochs,
-                                            jit_compile=jit_compile))
+        net = build(
+            model,
+            **{
+                "input_shape": x_train.shape[1:],
+                "classes": len(arrays.class_names),
+                **model_kwargs,
+            },
+        )
+        net.compile(
+            **recipe.compile_kwargs(
+                net, steps_per_epoch=steps, epochs=epochs, jit_compile=jit_compile
+            )
+        )
     if isinstance(train_ds, data_lib.ArrayBatches):  # its epoch follows fit's (resumes too)
         callbacks = [train_ds.epoch_callback()]
     else:
@@ -527,12 +569,24 @@ def train(
     if data_lib._tensorflow() is not None:  # Keras's TensorBoard writes through tf.summary
         callbacks.insert(-2, keras.callbacks.TensorBoard(str(out / "tensorboard")))
     elif verbose:
-        print("TensorBoard logs skipped: Keras writes them through TensorFlow, which is not "
-              "installed here. history.csv and errors.png hold the curves.")
-    (out / "run.json").write_text(json.dumps({
-        "model": model, "model_kwargs": model_kwargs, "recipe": recipe.name, "network": net.name,
-        "class_names": list(arrays.class_names), "data": arrays.source, "argv": sys.argv,
-    }, indent=2))
+        print(
+            "TensorBoard logs skipped: Keras writes them through TensorFlow, which is not "
+            "installed here. history.csv and errors.png hold the curves."
+        )
+    (out / "run.json").write_text(
+        json.dumps(
+            {
+                "model": model,
+                "model_kwargs": model_kwargs,
+                "recipe": recipe.name,
+                "network": net.name,
+                "class_names": list(arrays.class_names),
+                "data": arrays.source,
+                "argv": sys.argv,
+            },
+            indent=2,
+        )
+    )
 
     start = time.perf_counter()
     with dist.scope():  # keras.distribution (JAX) lays out each batch within its scope
@@ -568,14 +622,19 @@ def train(
         "final_test_accuracy": float(final_accuracy),
         "best_test_accuracy": max((r["val_accuracy"] for r in rows), default=float("nan")),
         "train_images_per_second_median": float(
-            np.median([r["train_images_per_second"] for r in rows])) if rows else None,
+            np.median([r["train_images_per_second"] for r in rows])
+        )
+        if rows
+        else None,
         "machine": machine_description(),
         "distribute": dist.describe(),
         "history": history.history and str(history_path),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     # The result is printed whatever `verbose` says: it only silences Keras's progress output.
-    print(f"Test accuracy: {final_accuracy:.4f} (best {summary['best_test_accuracy']:.4f}); "
-          f"outputs in {out}/")
+    print(
+        f"Test accuracy: {final_accuracy:.4f} (best {summary['best_test_accuracy']:.4f}); "
+        f"outputs in {out}/"
+    )
     dist.close()
     return summary

@@ -1,7 +1,7 @@
 """Model accounting: parameter counts and multiply-adds."""
 
-import numpy as np
 import keras
+import numpy as np
 
 
 def count_params(model, trainable_only=True):

@@ -16,8 +16,15 @@ if str(ROOT) not in sys.path:  # `pytest` (unlike `python -m pytest`) does not a
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import __main__ as cli  # noqa: E402
-from benchmarks import baselines, bf16, machine, memory, report, throughput  # noqa: E402
-from benchmarks import time_to_accuracy  # noqa: E402
+from benchmarks import (  # noqa: E402
+    baselines,
+    bf16,
+    machine,
+    memory,
+    report,
+    throughput,
+    time_to_accuracy,  # noqa: E402
+)
 from keras_resnets.utils import count_macs, count_params  # noqa: E402
 
 TF = keras.backend.backend() == "tensorflow"
@@ -34,8 +41,7 @@ def test_parse_model():
 @pytest.mark.parametrize("shortcut", ["A", "B"])
 def test_plain_keras_baseline_is_the_same_network(shortcut):
     """The baseline must do the same work as ours, or the ratio means nothing."""
-    ours = baselines.ours("cifar_resnet20", input_shape=(32, 32, 3), classes=10,
-                          shortcut=shortcut)
+    ours = baselines.ours("cifar_resnet20", input_shape=(32, 32, 3), classes=10, shortcut=shortcut)
     plain = baselines.plain_keras_cifar_resnet(20, shortcut=shortcut)
     assert count_params(plain) == count_params(ours)
     assert count_macs(plain) == count_macs(ours)
@@ -52,10 +58,18 @@ def test_torch_baseline_is_the_same_network():
 
 def test_throughput_tiny():
     peers = ["keras_plain"] + (["torch"] if baselines.torch_available() else [])
-    contenders = throughput.build_contenders("cifar_resnet20", peers=peers, batch_size=2,
-                                             input_size=32, classes=10)
-    results = throughput.measure(contenders, batch_size=2, modes=("train",), steps=1,
-                                 repeats=2, warmup_steps=1, fp32_peak_gflops=100.0)
+    contenders = throughput.build_contenders(
+        "cifar_resnet20", peers=peers, batch_size=2, input_size=32, classes=10
+    )
+    results = throughput.measure(
+        contenders,
+        batch_size=2,
+        modes=("train",),
+        steps=1,
+        repeats=2,
+        warmup_steps=1,
+        fp32_peak_gflops=100.0,
+    )
     assert set(results) == {"train"}
     for mode in results.values():
         assert set(mode) == {"keras_resnets", *peers}
@@ -74,12 +88,18 @@ def test_matmul_tiny():
 
 
 def test_memory_worker_tiny(capsys):
-    result = memory.worker("cifar_resnet20", variant="plain", batch_size=2, input_size=32,
-                           classes=10, steps=1)
+    result = memory.worker(
+        "cifar_resnet20", variant="plain", batch_size=2, input_size=32, classes=10, steps=1
+    )
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert json.loads(line.split(" ", 1)[1])["variant"] == "plain"
-    for key in ("rss_before_mb", "peak_first_mb", "peak_steady_mb", "maxrss_mb",
-                "step_seconds_median"):
+    for key in (
+        "rss_before_mb",
+        "peak_first_mb",
+        "peak_steady_mb",
+        "maxrss_mb",
+        "step_seconds_median",
+    ):
         assert result[key] > 0, key
     assert "step_increase_mb" in result  # may be slightly negative for a tiny model
     assert result["peak_steady_mb"] >= result["rss_before_mb"] * 0.5
@@ -88,8 +108,16 @@ def test_memory_worker_tiny(capsys):
 @pytest.mark.slow  # two more traced training steps: 20 s of CPU
 @pytest.mark.skipif(not TF, reason="runs a mixed_bfloat16 step; checked on TensorFlow")
 def test_bf16_tiny():
-    result = bf16.run("cifar_resnet20", batch_size=2, steps=1, repeats=1, warmup_steps=1,
-                      matmul_size=32, matmul_repeats=1, torch_too=False)
+    result = bf16.run(
+        "cifar_resnet20",
+        batch_size=2,
+        steps=1,
+        repeats=1,
+        warmup_steps=1,
+        matmul_size=32,
+        matmul_repeats=1,
+        torch_too=False,
+    )
     assert set(result["results"]) == {"keras_resnets", "keras_resnets bf16"}
     assert result["train_step_bf16_speedup"]["keras_resnets"] > 0
     assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
@@ -100,9 +128,11 @@ def _fake_run(tmp_path):
     run.mkdir()
     (run / "history.csv").write_text(
         "epoch,accuracy,loss,val_accuracy,val_loss,wall_time\n"
-        "0,0.3,2.0,0.40,1.8,60.0\n1,0.5,1.5,0.62,1.2,120.5\n2,0.6,1.1,0.70,1.0,181.0\n")
-    (run / "run.json").write_text(json.dumps({"model": "cifar_resnet",
-                                              "model_kwargs": {"depth": 20}}))
+        "0,0.3,2.0,0.40,1.8,60.0\n1,0.5,1.5,0.62,1.2,120.5\n2,0.6,1.1,0.70,1.0,181.0\n"
+    )
+    (run / "run.json").write_text(
+        json.dumps({"model": "cifar_resnet", "model_kwargs": {"depth": 20}})
+    )
     return run
 
 
@@ -117,25 +147,60 @@ def test_time_to_accuracy_reads_a_run(tmp_path):
 
 def test_report_structure(tmp_path):
     results = {
-        "date": "2026-01-01 00:00", "command": "python -m benchmarks run", "quick": True,
-        "machine": machine.describe(), "fp32_peak_gflops": 50.0,
-        "matmul": {"kind": "matmul", "size": 32, "repeats": 1, "results": {
-            "tensorflow": {"float32": {"gflops": 50.0}, "bfloat16": {"gflops": 10.0}}}},
+        "date": "2026-01-01 00:00",
+        "command": "python -m benchmarks run",
+        "quick": True,
+        "machine": machine.describe(),
+        "fp32_peak_gflops": 50.0,
+        "matmul": {
+            "kind": "matmul",
+            "size": 32,
+            "repeats": 1,
+            "results": {"tensorflow": {"float32": {"gflops": 50.0}, "bfloat16": {"gflops": 10.0}}},
+        },
         "groups": [
-            {"kind": "throughput", "model": "cifar_resnet20", "batch_size": 2, "input_size": 32,
-             "results": {"train": {
-                 name: {"images_per_second": 10.0, "step_seconds_median": 0.2,
-                        "ours_speedup": speedup, "mfu": 0.1, "first_step_seconds": 3.0,
-                        "repeats": 2}
-                 for name, speedup in (("keras_resnets", 1.0), ("torch", 1.2))}}},
-            {"kind": "memory", "model": "cifar_densenet_bc100", "batch_size": 64,
-             "input_size": 32, "results": {
-                 v: {"model_name": "m", "params": 1, "rss_before_mb": 500.0,
-                     "peak_steady_mb": peak, "step_increase_mb": peak - 500.0,
-                     "step_seconds_median": 1.0, "first_step_seconds": 2.0}
-                 for v, peak in (("plain", 1500.0), ("memory_efficient", 900.0))},
-             "memory_efficient_vs_plain": {"peak_rss": 0.6, "step_increase": 0.4,
-                                           "step_time": 1.2}},
+            {
+                "kind": "throughput",
+                "model": "cifar_resnet20",
+                "batch_size": 2,
+                "input_size": 32,
+                "results": {
+                    "train": {
+                        name: {
+                            "images_per_second": 10.0,
+                            "step_seconds_median": 0.2,
+                            "ours_speedup": speedup,
+                            "mfu": 0.1,
+                            "first_step_seconds": 3.0,
+                            "repeats": 2,
+                        }
+                        for name, speedup in (("keras_resnets", 1.0), ("torch", 1.2))
+                    }
+                },
+            },
+            {
+                "kind": "memory",
+                "model": "cifar_densenet_bc100",
+                "batch_size": 64,
+                "input_size": 32,
+                "results": {
+                    v: {
+                        "model_name": "m",
+                        "params": 1,
+                        "rss_before_mb": 500.0,
+                        "peak_steady_mb": peak,
+                        "step_increase_mb": peak - 500.0,
+                        "step_seconds_median": 1.0,
+                        "first_step_seconds": 2.0,
+                    }
+                    for v, peak in (("plain", 1500.0), ("memory_efficient", 900.0))
+                },
+                "memory_efficient_vs_plain": {
+                    "peak_rss": 0.6,
+                    "step_increase": 0.4,
+                    "step_time": 1.2,
+                },
+            },
             time_to_accuracy.from_history(_fake_run(tmp_path), 0.6),
         ],
     }
@@ -143,8 +208,14 @@ def test_report_structure(tmp_path):
     saved = json.loads(paths["json"].read_text())
     assert saved["groups"][0]["results"]["train"]["torch"]["ours_speedup"] == 1.2
     text = paths["markdown"].read_text()
-    for heading in ("# Benchmarks", "## Project goals", "## Machine limit", "## Throughput",
-                    "## Peak training memory", "## Time to accuracy"):
+    for heading in (
+        "# Benchmarks",
+        "## Project goals",
+        "## Machine limit",
+        "## Throughput",
+        "## Peak training memory",
+        "## Time to accuracy",
+    ):
         assert heading in text, heading
     assert "| cifar_resnet20 | float32 | 2 | 32 | train | torch |" in text
     assert paths["chart"].stat().st_size > 0
@@ -155,8 +226,9 @@ def test_report_structure(tmp_path):
 def test_cli_time_to_accuracy_and_report(tmp_path, capsys):
     run = _fake_run(tmp_path)
     out = tmp_path / "docs"
-    assert cli.main(["time-to-accuracy", "--target", "0.6", "--run", str(run),
-                     "--out", str(out)]) == 0
+    assert (
+        cli.main(["time-to-accuracy", "--target", "0.6", "--run", str(run), "--out", str(out)]) == 0
+    )
     saved = json.loads((out / "benchmarks.json").read_text())
     assert saved["groups"][0]["epoch"] == 2
     assert "python -m benchmarks time-to-accuracy" in saved["command"]
@@ -167,8 +239,12 @@ def test_cli_time_to_accuracy_and_report(tmp_path, capsys):
 def test_keras_resnets_cli_routes_to_the_harness(tmp_path):
     from keras_resnets import cli as package_cli
 
-    assert package_cli.main(["benchmark", "time-to-accuracy", "--target", "0.5", "--run",
-                             str(_fake_run(tmp_path))]) == 0
+    assert (
+        package_cli.main(
+            ["benchmark", "time-to-accuracy", "--target", "0.5", "--run", str(_fake_run(tmp_path))]
+        )
+        == 0
+    )
 
 
 def test_memory_efficient_dense_block_updates_bn_statistics_once():
@@ -188,8 +264,9 @@ def test_memory_efficient_dense_block_updates_bn_statistics_once():
         model = keras.Model(inputs, keras.layers.Dense(2)(pooled))
         model.compile("sgd", "mse")
         model.train_on_batch(x, np.zeros((4, 2), "float32"))
-        moving.append([keras.ops.convert_to_numpy(bn.moving_mean) for bn in
-                       block.bottleneck_bns + block.bns])
+        moving.append(
+            [keras.ops.convert_to_numpy(bn.moving_mean) for bn in block.bottleneck_bns + block.bns]
+        )
     for plain, efficient in zip(*moving):
         np.testing.assert_allclose(efficient, plain, rtol=1e-5, atol=1e-6)
 
@@ -204,12 +281,15 @@ def test_pipeline_cost_tiny():
     data = Path(__file__).resolve().parents[1].parent / "shared" / "cifar10"
     if not data.exists():
         pytest.skip(f"the shared CIFAR-10 copy is not at {data}")
-    result = pipeline.run("cifar_resnet20", batch_size=8, data=str(data), steps=2, repeats=1,
-                          warmup_steps=1)
+    result = pipeline.run(
+        "cifar_resnet20", batch_size=8, data=str(data), steps=2, repeats=1, warmup_steps=1
+    )
     assert result["pipeline_images_per_second"] > 0
     assert set(result["train"]) == {"pipeline", "in_memory"}
-    ratio = (result["train"]["pipeline"]["images_per_second"]
-             / result["train"]["in_memory"]["images_per_second"])
+    ratio = (
+        result["train"]["pipeline"]["images_per_second"]
+        / result["train"]["in_memory"]["images_per_second"]
+    )
     assert result["pipeline_cost"] == pytest.approx(1 - ratio)
     text = report.markdown({"groups": [result]})
     assert "## Input pipeline cost" in text
@@ -218,23 +298,27 @@ def test_pipeline_cost_tiny():
 def test_onednn_log_is_summed_inside_the_window():
     from benchmarks import onednn
 
-    log = "\n".join([
-        "onednn_verbose,v1,primitive,info,template:timestamp,operation,engine,primitive",
-        "onednn_verbose,v1,999.0,primitive,exec,cpu,convolution,brg:avx512,forward_training,"
-        "src,attr,alg,mb2,5.0",  # before the window
-        "onednn_verbose,v1,1000.5,primitive,exec,cpu,convolution,brg:avx512,forward_training,"
-        "src,attr,alg,mb2,2.0",
-        "onednn_verbose,v1,1001.0,primitive,exec,cpu,convolution,brg:avx512,forward_training,"
-        "src,attr,alg,mb2,1.5",
-        "onednn_verbose,v1,1001.5,primitive,create:cache_hit,cpu,reorder,jit,undef,s,a,b,c,0.1",
-        "onednn_verbose,v1,1002.0,primitive,exec,cpu,batch_normalization,bnorm,backward,"
-        "src,attr,alg,mb2,0.25",
-        "ONEDNN_WINDOW {}",
-        "onednn_verbose,v1,1003.0,primitive,exec,cpu,reorder,jit,undef,s,a,b,c,9.0",  # after
-    ])
+    log = "\n".join(
+        [
+            "onednn_verbose,v1,primitive,info,template:timestamp,operation,engine,primitive",
+            "onednn_verbose,v1,999.0,primitive,exec,cpu,convolution,brg:avx512,forward_training,"
+            "src,attr,alg,mb2,5.0",  # before the window
+            "onednn_verbose,v1,1000.5,primitive,exec,cpu,convolution,brg:avx512,forward_training,"
+            "src,attr,alg,mb2,2.0",
+            "onednn_verbose,v1,1001.0,primitive,exec,cpu,convolution,brg:avx512,forward_training,"
+            "src,attr,alg,mb2,1.5",
+            "onednn_verbose,v1,1001.5,primitive,create:cache_hit,cpu,reorder,jit,undef,s,a,b,c,0.1",
+            "onednn_verbose,v1,1002.0,primitive,exec,cpu,batch_normalization,bnorm,backward,"
+            "src,attr,alg,mb2,0.25",
+            "ONEDNN_WINDOW {}",
+            "onednn_verbose,v1,1003.0,primitive,exec,cpu,reorder,jit,undef,s,a,b,c,9.0",  # after
+        ]
+    )
     totals = onednn.parse(log, 1000.0, 1002.5)
-    assert totals == {("convolution", "forward_training"): 3.5,
-                      ("batch_normalization", "backward"): 0.25}
+    assert totals == {
+        ("convolution", "forward_training"): 3.5,
+        ("batch_normalization", "backward"): 0.25,
+    }
 
 
 @pytest.mark.slow  # 16 s; the default run stays near 10 minutes on 2 cores; CI's slow step runs it

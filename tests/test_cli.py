@@ -42,9 +42,13 @@ def test_bad_input_is_one_clear_line(argv, message, capsys, tmp_path):
 
 
 def test_the_console_script_runs_as_a_module():
-    result = subprocess.run([sys.executable, "-m", "keras_resnets", "list", "cifar_res*"],
-                            capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_resnets", "list", "cifar_res*"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["cifar_resnet"]
 
@@ -56,24 +60,75 @@ def test_the_console_script_runs_as_a_module():
 def test_train_evaluate_export(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "run"
-    assert cli.main(["train", "--model", "cifar_resnet", "--depth", "20", "--epochs", "1",
-                     "--batch-size", "32", "--train-limit", "128", "--test-limit", "64",
-                     "--data", str(CIFAR), "--out", str(out), "--verbose", "0",
-                     "--export", "r20"]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "--model",
+                "cifar_resnet",
+                "--depth",
+                "20",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "32",
+                "--train-limit",
+                "128",
+                "--test-limit",
+                "64",
+                "--data",
+                str(CIFAR),
+                "--out",
+                str(out),
+                "--verbose",
+                "0",
+                "--export",
+                "r20",
+            ]
+        )
+        == 0
+    )
     assert "Test accuracy" in capsys.readouterr().out
     assert (tmp_path / "saved_models" / "r20" / "1" / "saved_model.pb").exists()
 
     plot = tmp_path / "confusion.png"
-    assert cli.main(["evaluate", "--checkpoint", str(out / "best.keras"), "--data", str(CIFAR),
-                     "--test-limit", "100", "--plot", str(plot)]) == 0
+    assert (
+        cli.main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(out / "best.keras"),
+                "--data",
+                str(CIFAR),
+                "--test-limit",
+                "100",
+                "--plot",
+                str(plot),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "Test accuracy" in printed and "on 100 images" in printed
     # The confusion matrix rows are the classes, numbered and named in full; their counts sum
     # to the images evaluated.
-    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-             "truck"]
-    rows = [line.split() for line in printed.splitlines()
-            if len(line.split()) > 2 and line.split()[1] in names]
+    names = [
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    ]
+    rows = [
+        line.split()
+        for line in printed.splitlines()
+        if len(line.split()) > 2 and line.split()[1] in names
+    ]
     assert [row[:2] for row in rows] == [[str(i), name] for i, name in enumerate(names)]
     assert sum(int(v) for row in rows for v in row[2:12]) == 100
     assert plot.read_bytes()[:4] == b"\x89PNG"
@@ -83,10 +138,24 @@ def test_train_evaluate_export(tmp_path, capsys, monkeypatch):
 
     # The README's main job runs train, evaluate and export as separate processes: a fresh
     # one must load a checkpoint compiled with the fast recipe's label-smoothing loss.
-    for argv in (["evaluate", "--checkpoint", str(out / "best.keras"), "--data", str(CIFAR),
-                  "--test-limit", "50"],
-                 ["export", "--checkpoint", str(out / "best.keras"), "--name", "r20"]):
-        done = subprocess.run([sys.executable, "-m", "keras_resnets"] + argv, cwd=tmp_path,
-                              capture_output=True, text=True, timeout=300)
+    for argv in (
+        [
+            "evaluate",
+            "--checkpoint",
+            str(out / "best.keras"),
+            "--data",
+            str(CIFAR),
+            "--test-limit",
+            "50",
+        ],
+        ["export", "--checkpoint", str(out / "best.keras"), "--name", "r20"],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "keras_resnets"] + argv,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "saved_models" / "r20" / "3" / "saved_model.pb").exists()

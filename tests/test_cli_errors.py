@@ -38,8 +38,12 @@ sys.exit(code)
 
 
 def _env(tmp_path):
-    env = {**os.environ, "KERAS_RESNETS_CACHE": str(tmp_path / "cache"),
-           "TFDS_DATA_DIR": str(tmp_path / "tfds"), "KERAS_HOME": str(tmp_path / "keras")}
+    env = {
+        **os.environ,
+        "KERAS_RESNETS_CACHE": str(tmp_path / "cache"),
+        "TFDS_DATA_DIR": str(tmp_path / "tfds"),
+        "KERAS_HOME": str(tmp_path / "keras"),
+    }
     for name in ("TF_CPP_MIN_LOG_LEVEL", "KERAS_RESNETS_DATA", "KERAS_BACKEND"):
         env.pop(name, None)
     # This checkout's package, whatever an editable install points at.
@@ -48,14 +52,25 @@ def _env(tmp_path):
 
 
 def _cli(tmp_path, *args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "keras_resnets", *map(str, args)],
-                          cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "keras_resnets", *map(str, args)],
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _driver(tmp_path, *args, code=DRIVER, timeout=300):
-    return subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=tmp_path,
-                          env=_env(tmp_path), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)],
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _one_error(result, *expected):
@@ -75,8 +90,9 @@ def _npz(path, *, n_train=40, n_test=20, classes=("cat", "dog")):
     arrays = {}
     for split, n in (("train", n_train), ("test", n_test)):
         y = np.arange(n) % len(classes)
-        arrays[f"x_{split}"] = (rng.integers(0, 96, (n, 32, 32, 3))
-                                + 64 * y[:, None, None, None]).astype(np.uint8)
+        arrays[f"x_{split}"] = (
+            rng.integers(0, 96, (n, 32, 32, 3)) + 64 * y[:, None, None, None]
+        ).astype(np.uint8)
         arrays[f"y_{split}"] = y
     np.savez(path, class_names=np.array(classes), **arrays)
     return path
@@ -114,8 +130,9 @@ def _not_a_model(path):
 # --- 5: no TensorFlow for --help, list and bad arguments ------------------------------------
 
 
-@pytest.mark.parametrize("args", [["--help"], ["train", "--help"], ["list"],
-                                  ["train", "--epochs", "0"]])
+@pytest.mark.parametrize(
+    "args", [["--help"], ["train", "--help"], ["list"], ["train", "--epochs", "0"]]
+)
 def test_help_list_and_argument_errors_do_not_import_tensorflow(tmp_path, args):
     start = time.perf_counter()
     result = _driver(tmp_path, *args)
@@ -185,12 +202,16 @@ print(keras.saving.get_registered_object("keras_resnets>SmoothedSparseCrossentro
 )
 def test_numeric_options_must_be_positive(tmp_path, args, expected):
     value = args[-1]
-    _one_error(_cli(tmp_path, *args), expected, f"Received: {value}"
-               if value.lstrip("-").isdigit() else value)
+    _one_error(
+        _cli(tmp_path, *args),
+        expected,
+        f"Received: {value}" if value.lstrip("-").isdigit() else value,
+    )
 
 
-@pytest.mark.parametrize("name", ["epochs", "steps_per_epoch", "batch_size", "train_limit",
-                                  "test_limit"])
+@pytest.mark.parametrize(
+    "name", ["epochs", "steps_per_epoch", "batch_size", "train_limit", "test_limit"]
+)
 @pytest.mark.parametrize("value", [0, -1, True, 2.5])
 def test_train_api_validates_counts_before_any_work(name, value, tmp_path):
     from keras_resnets.train import train
@@ -202,8 +223,10 @@ def test_train_api_validates_counts_before_any_work(name, value, tmp_path):
 
 def test_a_tiny_set_names_the_recipe_default_batch_size(tmp_path):
     _npz(tmp_path / "tiny.npz")
-    _one_error(_cli(tmp_path, "train", "--data", "tiny.npz", "--out", "run"),
-               "batch_size=128 (the fast recipe's) is larger than the 40 training images")
+    _one_error(
+        _cli(tmp_path, "train", "--data", "tiny.npz", "--out", "run"),
+        "batch_size=128 (the fast recipe's) is larger than the 40 training images",
+    )
 
 
 # --- 2: archives, folders and builder arguments ---------------------------------------------
@@ -211,12 +234,13 @@ def test_a_tiny_set_names_the_recipe_default_batch_size(tmp_path):
 
 def test_truncated_archive_is_named_in_one_line(tmp_path):
     archive = _truncated(_image_archive(tmp_path / "cifar.tar.xz", "w:xz"))
-    _one_error(_cli(tmp_path, "train", "--data", archive.name, "--out", "run"),
-               "cifar.tar.xz is truncated or corrupt")
+    _one_error(
+        _cli(tmp_path, "train", "--data", archive.name, "--out", "run"),
+        "cifar.tar.xz is truncated or corrupt",
+    )
 
 
-@pytest.mark.parametrize("name, mode", [("d.tar", "w"), ("d.tar.gz", "w:gz"),
-                                        ("d.tar.xz", "w:xz")])
+@pytest.mark.parametrize("name, mode", [("d.tar", "w"), ("d.tar.gz", "w:gz"), ("d.tar.xz", "w:xz")])
 def test_truncated_archives_raise_data_source_errors(tmp_path, name, mode):
     from keras_resnets import data
 
@@ -240,14 +264,18 @@ def test_out_and_base_must_be_folders(tmp_path):
     _one_error(_cli(tmp_path, "train", "--out", "a_file"), "--out a_file is a file")
     _one_error(_cli(tmp_path, "train", "--out", "a_file/run"), "--out a_file/run is inside")
     _not_a_model(tmp_path / "m.keras")
-    _one_error(_cli(tmp_path, "export", "--checkpoint", "m.keras", "--name", "m", "--base",
-                    "a_file"), "--base a_file is a file")
+    _one_error(
+        _cli(tmp_path, "export", "--checkpoint", "m.keras", "--name", "m", "--base", "a_file"),
+        "--base a_file is a file",
+    )
 
 
 def test_unknown_model_arg_lists_the_builders_arguments(tmp_path):
-    line = _one_error(_cli(tmp_path, "train", "--model", "cifar_plain", "--model-arg",
-                           "widht=2", "--out", "run"),
-                      "cifar_plain takes no argument widht", "--model-arg widht")
+    line = _one_error(
+        _cli(tmp_path, "train", "--model", "cifar_plain", "--model-arg", "widht=2", "--out", "run"),
+        "cifar_plain takes no argument widht",
+        "--model-arg widht",
+    )
     # cifar_plain passes **kwargs on to cifar_resnet_family, which fixes `shortcut`.
     valid = line.split("Its arguments: ")[1].split(". Received")[0].split(", ")
     assert {"depth", "input_shape", "classes", "zero_init_residual"} <= set(valid)
@@ -256,9 +284,21 @@ def test_unknown_model_arg_lists_the_builders_arguments(tmp_path):
 
 def test_model_arg_classes_must_fit_the_data(tmp_path):
     _npz(tmp_path / "tiny.npz")
-    _one_error(_cli(tmp_path, "train", "--data", "tiny.npz", "--out", "run", "--batch-size",
-                    "20", "--model-arg", "classes=5"),
-               "classes=5, but the data has 2 classes (cat, dog)")
+    _one_error(
+        _cli(
+            tmp_path,
+            "train",
+            "--data",
+            "tiny.npz",
+            "--out",
+            "run",
+            "--batch-size",
+            "20",
+            "--model-arg",
+            "classes=5",
+        ),
+        "classes=5, but the data has 2 classes (cat, dog)",
+    )
 
 
 # --- 4 and 5: a quiet training run; a run folder holds one run -------------------------------
@@ -267,11 +307,23 @@ def test_model_arg_classes_must_fit_the_data(tmp_path):
 @pytest.mark.slow  # 56 s; the default run stays near 10 minutes on 2 cores; CI's slow step runs it
 def test_train_is_quiet_and_a_run_folder_holds_one_run(tmp_path):
     _npz(tmp_path / "tiny.npz")
-    args = ["train", "--data", "tiny.npz", "--out", "runs/run", "--epochs", "1",
-            "--batch-size", "20", "--verbose", "0"]
+    args = [
+        "train",
+        "--data",
+        "tiny.npz",
+        "--out",
+        "runs/run",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "20",
+        "--verbose",
+        "0",
+    ]
     # input_shape and classes pass through to the builder (they used to raise TypeError).
-    first = _cli(tmp_path, *args, "--model-arg", "input_shape=[32, 32, 3]",
-                 "--model-arg", "classes=2")
+    first = _cli(
+        tmp_path, *args, "--model-arg", "input_shape=[32, 32, 3]", "--model-arg", "classes=2"
+    )
     assert first.returncode == 0, first.stderr[-3000:]
     noise = [line for line in first.stderr.splitlines() if TF_LOG_LINE.search(line)]
     assert not noise, first.stderr[-3000:]
@@ -280,15 +332,19 @@ def test_train_is_quiet_and_a_run_folder_holds_one_run(tmp_path):
     assert run["network"] == "cifar_resnet20"
 
     last = (tmp_path / "runs/run/last.keras").stat().st_mtime_ns
-    again = _cli(tmp_path, *args, "--model-arg", "input_shape=[32, 32, 3]",
-                 "--model-arg", "classes=2")
+    again = _cli(
+        tmp_path, *args, "--model-arg", "input_shape=[32, 32, 3]", "--model-arg", "classes=2"
+    )
     assert again.returncode == 0, again.stderr[-3000:]
     assert "runs/run is already complete: cifar_resnet20 trained 1 of 1 epochs" in again.stdout
     assert (tmp_path / "runs/run/last.keras").stat().st_mtime_ns == last  # nothing trained
 
     other = ["--model", "cifar_highway", "--depth", "11"]
-    _one_error(_cli(tmp_path, *args, *other),
-               "runs/run holds a cifar_resnet20 run", "pass another --out, or --restart")
+    _one_error(
+        _cli(tmp_path, *args, *other),
+        "runs/run holds a cifar_resnet20 run",
+        "pass another --out, or --restart",
+    )
 
     restarted = _cli(tmp_path, *args, *other, "--restart")
     assert restarted.returncode == 0, restarted.stderr[-3000:]
@@ -340,23 +396,31 @@ def test_a_failed_download_removes_the_folders_it_made(tmp_path, monkeypatch):
 
 def test_corrupt_checkpoint_is_not_a_valid_keras_archive(tmp_path):
     (tmp_path / "m.keras").write_bytes(b"PK\x03\x04 truncated")
-    _one_error(_cli(tmp_path, "evaluate", "--checkpoint", "m.keras"),
-               "m.keras is not a valid .keras archive")
+    _one_error(
+        _cli(tmp_path, "evaluate", "--checkpoint", "m.keras"),
+        "m.keras is not a valid .keras archive",
+    )
 
 
 def test_version_clash_names_the_cli_option(tmp_path):
     _not_a_model(tmp_path / "m.keras")
     (tmp_path / "saved_models" / "m" / "1").mkdir(parents=True)
-    line = _one_error(_cli(tmp_path, "export", "--checkpoint", "m.keras", "--name", "m",
-                           "--version", "1"), "Version 1 already exists", "--overwrite")
+    line = _one_error(
+        _cli(tmp_path, "export", "--checkpoint", "m.keras", "--name", "m", "--version", "1"),
+        "Version 1 already exists",
+        "--overwrite",
+    )
     assert "overwrite=True" not in line
 
 
 def test_plot_into_a_missing_folder_fails_before_evaluating(tmp_path):
     _not_a_model(tmp_path / "m.keras")
     start = time.perf_counter()
-    _one_error(_cli(tmp_path, "evaluate", "--checkpoint", "m.keras", "--plot",
-                    "missing/confusion.png"), "--plot missing/confusion.png", "does not exist")
+    _one_error(
+        _cli(tmp_path, "evaluate", "--checkpoint", "m.keras", "--plot", "missing/confusion.png"),
+        "--plot missing/confusion.png",
+        "does not exist",
+    )
     assert time.perf_counter() - start < 60
 
 
@@ -374,7 +438,9 @@ def test_text_confusion_matrix_keeps_whole_class_names():
     text = format_confusion_matrix(np.array([[5, 1234], [3, 4]]), names)
     rows = text.splitlines()[2:]
     assert [row.split(None, 1)[1].startswith(name) for row, name in zip(rows, names)] == [
-        True, True]
+        True,
+        True,
+    ]
     assert [row.split()[-3:-1] for row in rows] == [["5", "1234"], ["3", "4"]]
     assert max(len(line) for line in text.splitlines()) < 100
 
@@ -384,9 +450,13 @@ def test_confusion_plot_labels_its_colour_bar(tmp_path, monkeypatch):
 
     figures = []
     real_save = plotting.save_figure
-    monkeypatch.setattr(plotting, "save_figure",
-                        lambda fig, path: figures.append([a.get_ylabel() for a in fig.axes])
-                        or real_save(fig, path))
+    monkeypatch.setattr(
+        plotting,
+        "save_figure",
+        lambda fig, path: (
+            figures.append([a.get_ylabel() for a in fig.axes]) or real_save(fig, path)
+        ),
+    )
     evaluation.plot_confusion_matrix(np.eye(3, dtype=int), ["a", "b", "c"], tmp_path / "c.png")
     assert figures[0][0] == "true" and "fraction" in figures[0][1]
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"

@@ -195,8 +195,14 @@ def test_image_sources_round_trip(tmp_path, layout):
         source = tmp_path / "set.npz"
         x_train, y_train = _expected(images, "train")
         x_test, y_test = _expected(images, "test")
-        np.savez(source, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
-                 class_names=sorted(CLASSES))
+        np.savez(
+            source,
+            x_train=x_train,
+            y_train=y_train,
+            x_test=x_test,
+            y_test=y_test,
+            class_names=sorted(CLASSES),
+        )
     arrays = data.load_arrays(source, cache_dir=tmp_path / "cache")
     _assert_round_trip(arrays, images)
     assert arrays.y_train.dtype == np.int32
@@ -209,8 +215,11 @@ def _write_keras_batches(folder, rng):
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         x = rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
         y = rng.integers(0, 10, 3).tolist()
-        batch = {b"batch_label": name.encode(), b"labels": y,
-                 b"data": x.transpose(0, 3, 1, 2).reshape(3, 3072)}
+        batch = {
+            b"batch_label": name.encode(),
+            b"labels": y,
+            b"data": x.transpose(0, 3, 1, 2).reshape(3, 3072),
+        }
         (folder / name).write_bytes(pickle.dumps(batch))
         images.append(x)
         labels.append(y)
@@ -252,8 +261,9 @@ def test_environment_variable_selects_the_source(isolated, monkeypatch):
 
 
 def test_search_prefers_prepared_tfds_over_the_keras_cache(isolated, monkeypatch):
-    _write_keras_batches(isolated / "home/.keras/datasets/cifar-10-batches-py",
-                         np.random.default_rng(2))
+    _write_keras_batches(
+        isolated / "home/.keras/datasets/cifar-10-batches-py", np.random.default_rng(2)
+    )
     assert "keras.datasets" in data.load_arrays().source
     (isolated / "tfds" / "cifar10").mkdir(parents=True)
     calls = []
@@ -325,8 +335,10 @@ def decoder(request, monkeypatch):
 
 def test_png_folders_round_trip_with_either_decoder(decoder, tmp_path):
     images = _synthetic(n_train=3, n_test=1)
-    _assert_round_trip(data.load_arrays(_write_folder(tmp_path / "set", images),
-                                        cache_dir=tmp_path / "cache"), images)
+    _assert_round_trip(
+        data.load_arrays(_write_folder(tmp_path / "set", images), cache_dir=tmp_path / "cache"),
+        images,
+    )
 
 
 def test_pillow_decodes_jpeg_as_tensorflow_does_within_a_few_levels():
@@ -336,8 +348,8 @@ def test_pillow_decodes_jpeg_as_tensorflow_does_within_a_few_levels():
     buffer = io.BytesIO()
     Image.fromarray(smooth.astype(np.uint8)).save(buffer, format="JPEG", quality=75)
     chunk = [("train", "cat", "a.jpg", buffer.getvalue())]
-    (*_, by_tf), = data._decode_chunk(chunk)  # TensorFlow is installed here
-    (*_, by_pil), = data._pil_decode_chunk(chunk)
+    ((*_, by_tf),) = data._decode_chunk(chunk)  # TensorFlow is installed here
+    ((*_, by_pil),) = data._pil_decode_chunk(chunk)
     assert by_pil.shape == by_tf.shape == (32, 32, 3) and by_pil.dtype == np.uint8
     difference = np.abs(by_tf.astype(int) - by_pil.astype(int))
     assert difference.max() <= 4 and difference.mean() < 1.5
@@ -427,7 +439,7 @@ def _match_pad_crop_flip(output, original, pad=4):
     matches = []
     for dy in range(2 * pad + 1):
         for dx in range(2 * pad + 1):
-            crop = padded[dy:dy + height, dx:dx + width]
+            crop = padded[dy : dy + height, dx : dx + width]
             for flipped in (False, True):
                 if np.array_equal(output, crop[:, ::-1] if flipped else crop):
                     matches.append((dy, dx, flipped))
@@ -474,8 +486,9 @@ def test_pipelines_are_deterministic_given_the_seed(engine):
 @pytest.mark.parametrize("engine", ENGINES)
 def test_each_epoch_is_a_permutation(engine):
     x, y = _arrays(n=48)
-    ds = data.make_pipeline(x, y, batch_size=16, training=True, seed=1, engine=engine,
-                            augment=False)
+    ds = data.make_pipeline(
+        x, y, batch_size=16, training=True, seed=1, engine=engine, augment=False
+    )
     for _ in range(2):
         labels = np.concatenate([b[1] for b in _first_batches(ds, 3)])
         assert sorted(labels) == list(y)
@@ -487,8 +500,16 @@ def test_resumed_stream_repeats_the_uninterrupted_batches(engine):
     x, y = _arrays(n=64)
 
     def stream(first_epoch, batches):
-        ds = data.make_pipeline(x, y, batch_size=8, training=True, seed=4, engine=engine,
-                                first_epoch=first_epoch, steps_per_epoch=3)
+        ds = data.make_pipeline(
+            x,
+            y,
+            batch_size=8,
+            training=True,
+            seed=4,
+            engine=engine,
+            first_epoch=first_epoch,
+            steps_per_epoch=3,
+        )
         return _first_batches(ds, batches, repeat=True)
 
     uninterrupted, resumed = stream(0, 9), stream(2, 3)
@@ -506,8 +527,16 @@ def test_train_pipeline_drops_the_remainder_unless_asked(engine):
     x, y = _arrays(n=40)
     dropped = data.make_pipeline(x, y, batch_size=16, training=True, engine=engine)
     assert len(_first_batches(dropped, 5)) == 2
-    kept = data.make_pipeline(x, y, batch_size=16, training=True, drop_remainder=False,
-                              shuffle=False, augment=False, engine=engine)
+    kept = data.make_pipeline(
+        x,
+        y,
+        batch_size=16,
+        training=True,
+        drop_remainder=False,
+        shuffle=False,
+        augment=False,
+        engine=engine,
+    )
     labels = np.concatenate([b[1] for b in _first_batches(kept, 5)])
     np.testing.assert_array_equal(labels, y)
 
@@ -515,8 +544,12 @@ def test_train_pipeline_drops_the_remainder_unless_asked(engine):
 def test_numpy_batches_slice_the_rows_of_one_process():
     x, y = _arrays(n=48)
     whole = data.make_pipeline(x, y, batch_size=12, training=True, seed=2, engine="numpy")
-    parts = [data.make_pipeline(x, y, batch_size=12, training=True, seed=2, engine="numpy")
-             .process_slice(3, index) for index in range(3)]
+    parts = [
+        data.make_pipeline(
+            x, y, batch_size=12, training=True, seed=2, engine="numpy"
+        ).process_slice(3, index)
+        for index in range(3)
+    ]
     for step in range(len(whole)):
         joined = [np.concatenate(arrays) for arrays in zip(*(part[step] for part in parts))]
         for got, want in zip(joined, whole[step]):
@@ -534,8 +567,9 @@ def test_engine_is_validated_and_defaults_to_tf_data():
 def test_load_cifar10_returns_the_datasets_with_a_balanced_limit(tmp_path):
     images = _synthetic(n_train=4, n_test=2)
     source = _write_folder(tmp_path / "set", images)
-    ds = data.load_cifar10(source, batch_size=2, cache_dir=tmp_path / "cache",
-                           train_limit=6, test_limit=3)
+    ds = data.load_cifar10(
+        source, batch_size=2, cache_dir=tmp_path / "cache", train_limit=6, test_limit=3
+    )
     assert (ds.num_train, ds.num_test) == (6, 3)
     assert ds.class_names == sorted(CLASSES)
     assert "image folder" in ds.source

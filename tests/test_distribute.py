@@ -40,7 +40,7 @@ RTOL = 1e-4
 # idle 2-core machine, but several under nice 15 beside a training run.
 TIMEOUT = 900
 
-WORKER = r'''
+WORKER = r"""
 import json, os, sys
 import numpy as np
 
@@ -89,7 +89,7 @@ for run in args["runs"]:
     with open(run["name"] + ".json", "w") as f:
         json.dump({"replica_spread": replica_spread(built[-1])}, f)
     print("FINISHED", run["name"], flush=True)
-'''
+"""
 
 
 def _free_port():
@@ -112,10 +112,21 @@ def _tiny_data(path):
 
 def _run(name, data, out, distribute, *, batch_norm=False, epochs=EPOCHS, engine=None):
     """One `train` call of the worker script, writing `name`.npz (weights) and `name`.json."""
-    return {"name": name, "train": dict(
-        data=str(data), out=str(out), distribute=distribute, epochs=epochs,
-        steps_per_epoch=STEPS, batch_size=BATCH, recipe="fast", seed=3,
-        model_kwargs={"batch_norm": batch_norm}, engine=engine)}
+    return {
+        "name": name,
+        "train": dict(
+            data=str(data),
+            out=str(out),
+            distribute=distribute,
+            epochs=epochs,
+            steps_per_epoch=STEPS,
+            batch_size=BATCH,
+            recipe="fast",
+            seed=3,
+            model_kwargs={"batch_norm": batch_norm},
+            engine=engine,
+        ),
+    }
 
 
 class Processes:
@@ -129,14 +140,22 @@ class Processes:
         script = self.folder / "worker.py"
         script.write_text(WORKER)
         full_env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
-        full_env.update(PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2",
-                        CUDA_VISIBLE_DEVICES="-1", KERAS_BACKEND="tensorflow",
-                        PYTHONPATH=f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+        full_env.update(
+            PYTHONUNBUFFERED="1",
+            TF_CPP_MIN_LOG_LEVEL="2",
+            CUDA_VISIBLE_DEVICES="-1",
+            KERAS_BACKEND="tensorflow",
+            PYTHONPATH=f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        )
         full_env.update(env or {})
         with open(self.folder / f"{name}.log", "w") as log:
             proc = subprocess.Popen(
-                [sys.executable, str(script), json.dumps(worker_args)], cwd=self.folder,
-                env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                [sys.executable, str(script), json.dumps(worker_args)],
+                cwd=self.folder,
+                env=full_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         proc.log_path = self.folder / f"{name}.log"
         self.procs.append(proc)
@@ -187,15 +206,18 @@ def _weights(path):
 
 def _assert_same_curves(run, reference):
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
-        np.testing.assert_allclose([r[key] for r in run], [r[key] for r in reference],
-                                   rtol=RTOL, err_msg=key)
+        np.testing.assert_allclose(
+            [r[key] for r in run], [r[key] for r in reference], rtol=RTOL, err_msg=key
+        )
 
 
 def _result(folder, name, out=None):
     """What run `name` left: its final weights, replica spread, and (given its run folder)
     its history and summary."""
-    result = {"weights": _weights(folder / f"{name}.npz"),
-              **json.loads((folder / f"{name}.json").read_text())}
+    result = {
+        "weights": _weights(folder / f"{name}.npz"),
+        **json.loads((folder / f"{name}.json").read_text()),
+    }
     if out is not None:
         result["history"] = _history(out)
         result["summary"] = json.loads((Path(out) / "summary.json").read_text())
@@ -210,11 +232,16 @@ def _run_one_host(tmp_path_factory, backend, runs):
     env = {"KERAS_BACKEND": backend}
     if backend == "jax":
         env.update(JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=2")
-    specs = [_run(name, data, folder / name, how, batch_norm=bn, engine=(engine or [None])[0])
-             for name, how, bn, *engine in runs]
+    specs = [
+        _run(name, data, folder / name, how, batch_norm=bn, engine=(engine or [None])[0])
+        for name, how, bn, *engine in runs
+    ]
     try:
-        proc = procs.start("one_host", {"logical_cpus": 2 if backend == "tensorflow" else 0,
-                                        "runs": specs}, env=env)
+        proc = procs.start(
+            "one_host",
+            {"logical_cpus": 2 if backend == "tensorflow" else 0, "runs": specs},
+            env=env,
+        )
         assert procs.wait(proc, timeout=TIMEOUT) == 0, _tail(proc)
     finally:
         procs.kill_all()
@@ -223,9 +250,15 @@ def _run_one_host(tmp_path_factory, backend, runs):
 
 @pytest.fixture(scope="module")
 def tf_one_host(tmp_path_factory):
-    return _run_one_host(tmp_path_factory, "tensorflow", [
-        ("none", "none", False), ("mirrored", "mirrored", False),
-        ("mirrored_bn", "mirrored", True)])
+    return _run_one_host(
+        tmp_path_factory,
+        "tensorflow",
+        [
+            ("none", "none", False),
+            ("mirrored", "mirrored", False),
+            ("mirrored_bn", "mirrored", True),
+        ],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -234,33 +267,52 @@ def multi_worker_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("multi_worker")
     procs = Processes(folder)
     try:
-        workers = _start_cluster(procs, folder, _tiny_data(folder / "tiny.npz"), "run",
-                                 with_batch_norm=True)
+        workers = _start_cluster(
+            procs, folder, _tiny_data(folder / "tiny.npz"), "run", with_batch_norm=True
+        )
         for proc in workers:
             assert procs.wait(proc, timeout=TIMEOUT) == 0, _tail(proc)
     finally:
         procs.kill_all()
-    return {"folder": folder, "out": folder / "run", "workers": workers,
-            "run": [_result(folder, f"run_worker{i}") for i in range(2)],
-            "bn": [_result(folder, f"bn_worker{i}") for i in range(2)]}
+    return {
+        "folder": folder,
+        "out": folder / "run",
+        "workers": workers,
+        "run": [_result(folder, f"run_worker{i}") for i in range(2)],
+        "bn": [_result(folder, f"bn_worker{i}") for i in range(2)],
+    }
 
 
-def _start_cluster(procs, folder, data, name, *, ports=None, with_batch_norm=False,
-                   attempt=""):
+def _start_cluster(procs, folder, data, name, *, ports=None, with_batch_norm=False, attempt=""):
     """Two MultiWorkerMirroredStrategy workers on 127.0.0.1, training into `folder / name`."""
     ports = ports or [_free_port(), _free_port()]
     workers = []
     for index in range(2):
-        tf_config = {"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
-                     "task": {"type": "worker", "index": index}}
+        tf_config = {
+            "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
+            "task": {"type": "worker", "index": index},
+        }
         temp = folder / f"tmp_worker{index}"
         temp.mkdir(exist_ok=True)
         runs = [_run(f"{name}_worker{index}", data, folder / name, "multi_worker")]
         if with_batch_norm:
-            runs.append(_run(f"bn_worker{index}", data, folder / "bn", "multi_worker",
-                             batch_norm=True, epochs=2))
-        workers.append(procs.start(f"{name}_worker{index}{attempt}", {"runs": runs}, env={
-            "TF_CONFIG": json.dumps(tf_config), "TMPDIR": str(temp)}))
+            runs.append(
+                _run(
+                    f"bn_worker{index}",
+                    data,
+                    folder / "bn",
+                    "multi_worker",
+                    batch_norm=True,
+                    epochs=2,
+                )
+            )
+        workers.append(
+            procs.start(
+                f"{name}_worker{index}{attempt}",
+                {"runs": runs},
+                env={"TF_CONFIG": json.dumps(tf_config), "TMPDIR": str(temp)},
+            )
+        )
     return _Cluster(workers, ports)
 
 
@@ -303,8 +355,7 @@ def test_chief_writes_the_run_folder_others_a_deleted_copy(tmp_path):
     assert chief.writable_run_folder(out) == out and out.is_dir()
     (out / "backup").mkdir()
     (out / "backup" / "training_metadata.json").write_text('{"epoch": 3}')
-    other = distribute.Distribution("multi_worker", num_workers=2, worker_index=1,
-                                    is_chief=False)
+    other = distribute.Distribution("multi_worker", num_workers=2, worker_index=1, is_chief=False)
     folder = other.writable_run_folder(out)
     assert folder != out and not folder.is_relative_to(out)
     # The other worker restores the chief's backup, from its own copy.
@@ -357,11 +408,20 @@ def test_cli_takes_distribute_and_scale_lr():
 
 def test_jax_cluster_comes_from_tf_config(monkeypatch):
     monkeypatch.delenv("KERAS_DISTRIBUTION_JOB_ADDRESSES", raising=False)
-    monkeypatch.setenv("TF_CONFIG", json.dumps({
-        "cluster": {"worker": ["host1:1234", "host2:1234"]},
-        "task": {"type": "worker", "index": 1}}))
+    monkeypatch.setenv(
+        "TF_CONFIG",
+        json.dumps(
+            {
+                "cluster": {"worker": ["host1:1234", "host2:1234"]},
+                "task": {"type": "worker", "index": 1},
+            }
+        ),
+    )
     assert distribute._jax_cluster_from_env() == {
-        "job_addresses": "host1:1234,host2:1234", "num_processes": 2, "process_id": 1}
+        "job_addresses": "host1:1234,host2:1234",
+        "num_processes": 2,
+        "process_id": 1,
+    }
 
 
 # --- real runs -----------------------------------------------------------------------------
@@ -401,9 +461,16 @@ def test_jax_data_parallel_matches_one_device(tmp_path_factory):
     even a BN model follows the one-device run. The same holds with the NumPy pipeline (the
     input path where TensorFlow is not installed), whose batches differ from tf.data's."""
     pytest.importorskip("jax")
-    runs = _run_one_host(tmp_path_factory, "jax", [
-        ("none", "none", True), ("mirrored", "mirrored", True),
-        ("none_np", "none", True, "numpy"), ("mirrored_np", "mirrored", True, "numpy")])
+    runs = _run_one_host(
+        tmp_path_factory,
+        "jax",
+        [
+            ("none", "none", True),
+            ("mirrored", "mirrored", True),
+            ("none_np", "none", True, "numpy"),
+            ("mirrored_np", "mirrored", True, "numpy"),
+        ],
+    )
     for suffix, pipeline in (("", "tf.data"), ("_np", "numpy")):
         mirrored, one = runs["mirrored" + suffix], runs["none" + suffix]
         assert mirrored["summary"]["pipeline"] == pipeline
@@ -419,7 +486,8 @@ def test_jax_data_parallel_matches_one_device(tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.timeout(2400)
 def test_multi_worker_trains_like_one_device_and_only_the_chief_writes(
-        multi_worker_run, tf_one_host):
+    multi_worker_run, tf_one_host
+):
     out = multi_worker_run["out"]
     chief = multi_worker_run["workers"][0]
     # Synchronous training: both workers end with the same weights, BN statistics included...
@@ -474,8 +542,9 @@ def test_killed_worker_resumes_from_the_backup(tmp_path, processes, multi_worker
     # Nothing finished is lost: every epoch logged before the kill is in the backup.
     assert [r["epoch"] for r in before] == list(range(resume_epoch))
 
-    restarted = _start_cluster(processes, tmp_path, data, "run", ports=workers.ports,
-                               attempt="_restart")
+    restarted = _start_cluster(
+        processes, tmp_path, data, "run", ports=workers.ports, attempt="_restart"
+    )
     for proc in restarted:
         assert processes.wait(proc, timeout=TIMEOUT) == 0, _tail(proc)
     chief_log = restarted[0].log_path.read_text()
@@ -491,5 +560,7 @@ def test_killed_worker_resumes_from_the_backup(tmp_path, processes, multi_worker
     for a, b, c in zip(*resumed, multi_worker_run["run"][0]["weights"]):
         np.testing.assert_array_equal(a, b)
         np.testing.assert_allclose(a, c, rtol=RTOL, atol=1e-6)
-    print(f"survivor exited {survivor_seconds:.0f} s after the kill; resumed at epoch "
-          f"{resume_epoch + 1}")
+    print(
+        f"survivor exited {survivor_seconds:.0f} s after the kill; resumed at epoch "
+        f"{resume_epoch + 1}"
+    )

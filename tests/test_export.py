@@ -39,7 +39,16 @@ SHARED = REPO.parent / "shared"
 CIFAR10_PNG = SHARED / "cifar10" / "cifar10-test.tar.xz"
 CIFAR10_JPEG = SHARED / "cifar10-jpeg" / "cifar10-jpeg-test.tar.xz"
 CIFAR10_CLASSES = [
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
 ]
 TOLERANCE = 1e-4
 
@@ -174,8 +183,10 @@ def test_versions_increment_refuse_and_overwrite(tmp_path):
     assert (base / "7" / "saved_model.pb").stat().st_mtime_ns != before
     metadata = json.loads((base / "7" / "assets.extra" / "keras_resnets.json").read_text())
     assert metadata["class_names"] == CIFAR10_CLASSES
-    assert "class_names" in tf.saved_model.load(str(written)).signatures[
-        "serving_default"].structured_outputs
+    assert (
+        "class_names"
+        in tf.saved_model.load(str(written)).signatures["serving_default"].structured_outputs
+    )
     assert sorted(p.name for p in base.iterdir()) == ["1", "2", "7", "8", "not_a_version"]
 
 
@@ -242,10 +253,16 @@ def test_model_without_fixed_size_takes_image_size(tmp_path):
 
 
 def _saved_model_cli(*args):
-    command = ["saved_model_cli"] if _which("saved_model_cli") else [
-        sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
+    command = (
+        ["saved_model_cli"]
+        if _which("saved_model_cli")
+        else [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
+    )
     result = subprocess.run(
-        [*command, *args], capture_output=True, text=True, timeout=600,
+        [*command, *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -285,11 +302,17 @@ def test_saved_model_cli_lists_the_signatures(exported):
         "probabilities": ("DT_FLOAT", "(-1, 10)"),
     }
     assert signatures["serving_default"] == {
-        "inputs": {"images": ("DT_FLOAT", "(-1, 32, 32, 3)")}, "outputs": outputs}
+        "inputs": {"images": ("DT_FLOAT", "(-1, 32, 32, 3)")},
+        "outputs": outputs,
+    }
     assert signatures["serving_uint8"] == {
-        "inputs": {"images": ("DT_UINT8", "(-1, 32, 32, 3)")}, "outputs": outputs}
+        "inputs": {"images": ("DT_UINT8", "(-1, 32, 32, 3)")},
+        "outputs": outputs,
+    }
     assert signatures["serving_bytes"] == {
-        "inputs": {"image_bytes": ("DT_STRING", "(-1)")}, "outputs": outputs}
+        "inputs": {"image_bytes": ("DT_STRING", "(-1)")},
+        "outputs": outputs,
+    }
     assert text.count("Method name is: tensorflow/serving/predict") == 3
 
 
@@ -298,13 +321,23 @@ def test_saved_model_cli_run_on_a_saved_npy(exported, model, cifar_pngs, tmp_pat
     # each output as .npy: independent of this process's model and of tf.saved_model.load.
     pixels = _png_pixels(cifar_pngs)
     np.save(tmp_path / "pixels.npy", pixels)
-    _saved_model_cli("run", "--dir", str(exported), "--tag_set", "serve",
-                     "--signature_def", "serving_default",
-                     "--inputs", f"images={tmp_path / 'pixels.npy'}",
-                     "--outdir", str(tmp_path / "out"))
+    _saved_model_cli(
+        "run",
+        "--dir",
+        str(exported),
+        "--tag_set",
+        "serve",
+        "--signature_def",
+        "serving_default",
+        "--inputs",
+        f"images={tmp_path / 'pixels.npy'}",
+        "--outdir",
+        str(tmp_path / "out"),
+    )
     expected = _predict(model, pixels)
-    np.testing.assert_allclose(np.load(tmp_path / "out" / "probabilities.npy"), expected,
-                               atol=TOLERANCE)
+    np.testing.assert_allclose(
+        np.load(tmp_path / "out" / "probabilities.npy"), expected, atol=TOLERANCE
+    )
     assert np.load(tmp_path / "out" / "classes.npy").tolist() == expected.argmax(-1).tolist()
 
 
@@ -326,15 +359,15 @@ def test_verify_describes_signatures(exported):
     for path in (exported, exported.parent):
         info = export_module.verify(path)
         assert info["path"] == str(exported) and info["version"] == 1
-        assert sorted(info["signatures"]) == ["serving_bytes", "serving_default",
-                                              "serving_uint8"]
+        assert sorted(info["signatures"]) == ["serving_bytes", "serving_default", "serving_uint8"]
         assert info["format"] == "saved_model"
         default = info["signatures"]["serving_default"]
         assert default["inputs"] == {"images": {"dtype": "float32", "shape": [None, 32, 32, 3]}}
         assert default["outputs"]["probabilities"] == {"dtype": "float32", "shape": [None, 10]}
         assert default["outputs"]["classes"] == {"dtype": "int64", "shape": [None]}
         assert info["signatures"]["serving_bytes"]["inputs"] == {
-            "image_bytes": {"dtype": "string", "shape": [None]}}
+            "image_bytes": {"dtype": "string", "shape": [None]}
+        }
         assert info["metadata"]["class_names"] == CIFAR10_CLASSES
     with pytest.raises(ValueError, match="Received: path="):
         export_module.verify(exported / "variables")
@@ -370,9 +403,18 @@ def test_fresh_process_matches_keras(exported, model, cifar_pngs, tmp_path):
         files.append(tmp_path / f"{i}.png")
         files[-1].write_bytes(data)
     result = subprocess.run(
-        [sys.executable, "-c", FRESH_PROCESS, str(exported), str(tmp_path / "pixels.npy"),
-         *map(str, files)],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+        [
+            sys.executable,
+            "-c",
+            FRESH_PROCESS,
+            str(exported),
+            str(tmp_path / "pixels.npy"),
+            *map(str, files),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ""},
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -386,8 +428,7 @@ def test_fresh_process_matches_keras(exported, model, cifar_pngs, tmp_path):
         assert got["class_names"] == [CIFAR10_CLASSES[i] for i in expected.argmax(-1)]
 
 
-def test_bytes_signature_decodes_jpeg_resizes_and_converts(loaded, model, cifar_pngs,
-                                                           cifar_jpegs):
+def test_bytes_signature_decodes_jpeg_resizes_and_converts(loaded, model, cifar_pngs, cifar_jpegs):
     serve = loaded.signatures["serving_bytes"]
     rgb = Image.open(io.BytesIO(cifar_pngs[0][1])).convert("RGB")
     variants = {}
@@ -403,12 +444,14 @@ def test_bytes_signature_decodes_jpeg_resizes_and_converts(loaded, model, cifar_
 
     got = serve(image_bytes=tf.constant(list(variants.values())))
     expected_pixels = [
-        tf.image.resize(tf.io.decode_image(data, channels=3, expand_animations=False),
-                        [32, 32], antialias=True)
+        tf.image.resize(
+            tf.io.decode_image(data, channels=3, expand_animations=False), [32, 32], antialias=True
+        )
         for data in variants.values()
     ]
     np.testing.assert_allclose(
-        got["probabilities"], _predict(model, np.stack(expected_pixels)), atol=TOLERANCE)
+        got["probabilities"], _predict(model, np.stack(expected_pixels)), atol=TOLERANCE
+    )
     # Greyscale decodes to three equal channels; the resized image keeps 0..255 values.
     grey = np.asarray(expected_pixels[0])
     assert np.array_equal(grey[..., 0], grey[..., 2])
@@ -423,7 +466,8 @@ def test_logits_model_gets_softmax(tmp_path):
     expected = tf.nn.softmax(_predict(model, images)).numpy()
     np.testing.assert_allclose(got["probabilities"], expected, atol=TOLERANCE)
     assert json.loads((path / "assets.extra" / "keras_resnets.json").read_text())[
-        "softmax_added_by_export"]
+        "softmax_added_by_export"
+    ]
 
 
 def _has_bfloat16(path):
@@ -442,8 +486,9 @@ def test_mixed_precision_model_is_served_in_float32_by_default(tmp_path):
         keras.mixed_precision.set_global_policy("float32")
     # Weights that make the outputs far from uniform, so that a difference would show.
     rng = np.random.default_rng(5)
-    trained.set_weights([w + rng.normal(0, 0.05, w.shape).astype(w.dtype)
-                         for w in trained.get_weights()])
+    trained.set_weights(
+        [w + rng.normal(0, 0.05, w.shape).astype(w.dtype) for w in trained.get_weights()]
+    )
     reference = keras_resnets.build("cifar_resnet", depth=20)  # float32, built independently
     reference.set_weights(trained.get_weights())
     images = rng.uniform(0, 255, (4, 32, 32, 3)).astype("float32")
@@ -510,8 +555,9 @@ def test_bad_pixel_request_fails_clearly_and_server_survives(loaded, model, case
     message = _error_text(error.value)
     assert "must be float32 of shape [batch, 32, 32, 3]" in message, message
     good = np.full((1, 32, 32, 3), 128.0, "float32")
-    np.testing.assert_allclose(serve(images=good)["probabilities"], _predict(model, good),
-                               atol=TOLERANCE)
+    np.testing.assert_allclose(
+        serve(images=good)["probabilities"], _predict(model, good), atol=TOLERANCE
+    )
 
 
 BAD_BYTES = {
@@ -543,10 +589,12 @@ def _tf_serving_session_run(version_dir, signature_name, feeds):
         meta_graph = tf.compat.v1.saved_model.load(session, ["serve"], str(version_dir))
         signature = meta_graph.signature_def[signature_name]
         names = sorted(signature.outputs)
-        run = session._make_callable_from_options(config_pb2.CallableOptions(
-            feed=[signature.inputs[key].name for key in feeds],
-            fetch=[signature.outputs[key].name for key in names],
-        ))
+        run = session._make_callable_from_options(
+            config_pb2.CallableOptions(
+                feed=[signature.inputs[key].name for key in feeds],
+                fetch=[signature.outputs[key].name for key in names],
+            )
+        )
         return dict(zip(names, run(*feeds.values())))
 
 
@@ -556,15 +604,18 @@ def test_tf_serving_loader_path(exported, model, cifar_pngs):
     got = _tf_serving_session_run(exported, "serving_default", {"images": pixels})
     np.testing.assert_allclose(got["probabilities"], expected, atol=TOLERANCE)
     assert [name.decode() for name in got["class_names"]] == [
-        CIFAR10_CLASSES[i] for i in expected.argmax(-1)]
+        CIFAR10_CLASSES[i] for i in expected.argmax(-1)
+    ]
     got = _tf_serving_session_run(
-        exported, "serving_bytes", {"image_bytes": np.array([d for _, d in cifar_pngs], object)})
+        exported, "serving_bytes", {"image_bytes": np.array([d for _, d in cifar_pngs], object)}
+    )
     np.testing.assert_allclose(got["probabilities"], expected, atol=TOLERANCE)
 
     # TF Serving does not check a request against the signature's shape: the graph does.
     for case in ("one channel", "wrong size", "no batch axis"):
-        with pytest.raises(tf.errors.InvalidArgumentError,
-                           match=r"must be float32 of shape \[batch, 32, 32, 3\]"):
+        with pytest.raises(
+            tf.errors.InvalidArgumentError, match=r"must be float32 of shape \[batch, 32, 32, 3\]"
+        ):
             _tf_serving_session_run(exported, "serving_default", {"images": BAD_IMAGES[case]})
 
 
@@ -575,8 +626,9 @@ def test_uint8_signature_matches_float32(loaded, model, cifar_pngs):
     pixels = _png_pixels(cifar_pngs)
     got = loaded.signatures["serving_uint8"](images=tf.constant(pixels.astype("uint8")))
     np.testing.assert_allclose(got["probabilities"], _predict(model, pixels), atol=TOLERANCE)
-    with pytest.raises(tf.errors.InvalidArgumentError,
-                       match=r"must be uint8 of shape \[batch, 32, 32, 3\]"):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match=r"must be uint8 of shape \[batch, 32, 32, 3\]"
+    ):
         loaded.signatures["serving_uint8"](images=tf.zeros((1, 28, 28, 3), tf.uint8))
 
 
@@ -596,8 +648,9 @@ def test_non_finite_pixels_are_refused(exported, loaded, model, value):
 def test_wrong_dtype_is_refused_by_the_loader(exported):
     # TF Serving feeds a gRPC tensor to Session::Run as it is: the session checks the dtype.
     with pytest.raises(tf.errors.InvalidArgumentError, match="(?i)float.*uint8|uint8.*float"):
-        _tf_serving_session_run(exported, "serving_default",
-                                {"images": np.zeros((1, 32, 32, 3), "uint8")})
+        _tf_serving_session_run(
+            exported, "serving_default", {"images": np.zeros((1, 32, 32, 3), "uint8")}
+        )
 
 
 # --- TF Serving's warm-up file ------------------------------------------------------------
@@ -646,7 +699,9 @@ def test_warmup_requests_replay_as_tf_serving_does(exported):
     pytest.importorskip("tensorflow_serving.apis.prediction_log_pb2")
     result = subprocess.run(
         [sys.executable, "-c", WARMUP_REPLAY, str(exported)],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ""},
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -699,26 +754,37 @@ def _tf_serving_rest_predict(loaded, body):
     if "instances" in body:
         rows = body["instances"]
         rows = [row if isinstance(row, dict) else {next(iter(specs)): row} for row in rows]
-        columns = {key: [_from_json(row[key], spec.dtype) for row in rows]
-                   for key, spec in specs.items()}
+        columns = {
+            key: [_from_json(row[key], spec.dtype) for row in rows] for key, spec in specs.items()
+        }
     else:
         inputs = body["inputs"]
-        inputs = inputs if isinstance(inputs, dict) and set(inputs) <= set(specs) else {
-            next(iter(specs)): inputs}
+        inputs = (
+            inputs
+            if isinstance(inputs, dict) and set(inputs) <= set(specs)
+            else {next(iter(specs)): inputs}
+        )
         columns = {key: _from_json(value, specs[key].dtype) for key, value in inputs.items()}
     tensors = {key: tf.constant(value, dtype=specs[key].dtype) for key, value in columns.items()}
     outputs = {key: value.numpy() for key, value in signature(**tensors).items()}
 
     def jsonable(key, value):
         if isinstance(value, bytes):
-            return {"b64": base64.b64encode(value).decode()} if key.endswith("_bytes") else (
-                value.decode("utf-8"))
+            return (
+                {"b64": base64.b64encode(value).decode()}
+                if key.endswith("_bytes")
+                else (value.decode("utf-8"))
+            )
         return value.tolist() if hasattr(value, "tolist") else value
 
     if "instances" in body:
         count = len(next(iter(outputs.values())))
-        return {"predictions": [{key: jsonable(key, value[i]) for key, value in outputs.items()}
-                                for i in range(count)]}
+        return {
+            "predictions": [
+                {key: jsonable(key, value[i]) for key, value in outputs.items()}
+                for i in range(count)
+            ]
+        }
     return {"outputs": {key: [jsonable(key, v) for v in value] for key, value in outputs.items()}}
 
 
@@ -731,8 +797,9 @@ def _png_files(pngs, folder):
 
 
 @pytest.mark.parametrize("use_bytes", [False, True])
-def test_client_request_through_tf_serving_rest(client, loaded, model, cifar_pngs, tmp_path,
-                                                use_bytes):
+def test_client_request_through_tf_serving_rest(
+    client, loaded, model, cifar_pngs, tmp_path, use_bytes
+):
     files = _png_files(cifar_pngs, tmp_path)
     body = client.build_request(files, use_bytes=use_bytes)
     name = "serving_bytes" if use_bytes else "serving_default"
@@ -746,23 +813,28 @@ def test_client_request_through_tf_serving_rest(client, loaded, model, cifar_png
     response = _tf_serving_rest_predict(loaded, body)
     expected = _predict(model, _png_pixels(cifar_pngs))
     predictions = response["predictions"]
-    np.testing.assert_allclose([p["probabilities"] for p in predictions], expected,
-                               atol=TOLERANCE)
+    np.testing.assert_allclose([p["probabilities"] for p in predictions], expected, atol=TOLERANCE)
     assert [p["class_names"] for p in predictions] == [
-        CIFAR10_CLASSES[i] for i in expected.argmax(-1)]
+        CIFAR10_CLASSES[i] for i in expected.argmax(-1)
+    ]
     lines = client.format_predictions(response, [str(f) for f in files]).splitlines()
     assert len(lines) == len(files) and lines[0].startswith(f"{files[0]}: ")
 
 
 def test_client_pixel_arrays_and_resizing(client, loaded, model, cifar_pngs, tmp_path):
     pixels = _png_pixels(cifar_pngs)
-    response = _tf_serving_rest_predict(loaded, client.build_request(list(pixels),
-                                                                     use_bytes=False))
-    np.testing.assert_allclose([p["probabilities"] for p in response["predictions"]],
-                               _predict(model, pixels), atol=TOLERANCE)
+    response = _tf_serving_rest_predict(loaded, client.build_request(list(pixels), use_bytes=False))
+    np.testing.assert_allclose(
+        [p["probabilities"] for p in response["predictions"]],
+        _predict(model, pixels),
+        atol=TOLERANCE,
+    )
     response = _tf_serving_rest_predict(loaded, client.build_request(pixels, use_bytes=True))
-    np.testing.assert_allclose([p["probabilities"] for p in response["predictions"]],
-                               _predict(model, pixels), atol=TOLERANCE)
+    np.testing.assert_allclose(
+        [p["probabilities"] for p in response["predictions"]],
+        _predict(model, pixels),
+        atol=TOLERANCE,
+    )
 
     big = tmp_path / "big.png"
     Image.fromarray(pixels[0].astype("uint8")).resize((64, 64)).save(big)
@@ -777,8 +849,9 @@ def test_columnar_inputs_form(loaded, model, cifar_pngs):
     pixels = _png_pixels(cifar_pngs)
     body = {"signature_name": "serving_default", "inputs": {"images": pixels.tolist()}}
     response = _tf_serving_rest_predict(loaded, body)
-    np.testing.assert_allclose(response["outputs"]["probabilities"], _predict(model, pixels),
-                               atol=TOLERANCE)
+    np.testing.assert_allclose(
+        response["outputs"]["probabilities"], _predict(model, pixels), atol=TOLERANCE
+    )
 
 
 class _FakeResponse(io.BytesIO):
@@ -789,8 +862,9 @@ class _FakeResponse(io.BytesIO):
         return False
 
 
-def test_client_post_and_main_without_network(client, loaded, cifar_pngs, tmp_path,
-                                              monkeypatch, capsys):
+def test_client_post_and_main_without_network(
+    client, loaded, cifar_pngs, tmp_path, monkeypatch, capsys
+):
     files = _png_files(cifar_pngs[:2], tmp_path)
     sent = []
 
@@ -828,10 +902,21 @@ def test_client_missing_image_and_no_pillow_warning(cifar_pngs, tmp_path):
 
     def client_main(*images):
         return subprocess.run(
-            [sys.executable, "-W", "error::DeprecationWarning",
-             str(REPO / "examples" / "serving_client.py"), "--url", "http://localhost:1/x",
-             "--print-request", "--images", *map(str, images)],
-            capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": ""},
+            [
+                sys.executable,
+                "-W",
+                "error::DeprecationWarning",
+                str(REPO / "examples" / "serving_client.py"),
+                "--url",
+                "http://localhost:1/x",
+                "--print-request",
+                "--images",
+                *map(str, images),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "PYTHONPATH": ""},
         )
 
     done = client_main(files[0])
@@ -842,4 +927,5 @@ def test_client_missing_image_and_no_pillow_warning(cifar_pngs, tmp_path):
     done = client_main(files[0], tmp_path / "missing.png")
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.splitlines() == [
-        f"error: cannot read image {tmp_path / 'missing.png'}: No such file or directory"]
+        f"error: cannot read image {tmp_path / 'missing.png'}: No such file or directory"
+    ]

@@ -8,17 +8,41 @@ from benchmarks import inference
 
 
 def _result(median_tf=10.0, median_onnx=2.0):
-    rows = {key: {"batch1_median_ms": median_onnx, "batch1_p99_ms": 3.0, "batch1_calls": 4,
-                  "batch32_images_per_second": 100.0, "batch32_calls": 1, "size_mb": 1.0,
-                  "max_abs_diff_vs_keras": 0.0} for key in inference.FORMATS}
+    rows = {
+        key: {
+            "batch1_median_ms": median_onnx,
+            "batch1_p99_ms": 3.0,
+            "batch1_calls": 4,
+            "batch32_images_per_second": 100.0,
+            "batch32_calls": 1,
+            "size_mb": 1.0,
+            "max_abs_diff_vs_keras": 0.0,
+        }
+        for key in inference.FORMATS
+    }
     rows["saved_model"]["batch1_median_ms"] = median_tf
-    return {"kind": "inference", "date": "2026-01-01 00:00", "command": "python -m benchmarks x",
-            "machine": {"cpu": {"model": "AMD EPYC", "flags": ["avx2"]}, "cpu_count": 2,
-                        "tensorflow": "2.21.0"},
-            "models": [{"model": "cifar_resnet20", "input_shape": [32, 32, 3], "threads": 2,
-                        "rounds": 1, "export_seconds": 1.0, "results": rows,
-                        "fastest_batch1": "onnx",
-                        "speedup_vs_saved_model": median_tf / median_onnx}]}
+    return {
+        "kind": "inference",
+        "date": "2026-01-01 00:00",
+        "command": "python -m benchmarks x",
+        "machine": {
+            "cpu": {"model": "AMD EPYC", "flags": ["avx2"]},
+            "cpu_count": 2,
+            "tensorflow": "2.21.0",
+        },
+        "models": [
+            {
+                "model": "cifar_resnet20",
+                "input_shape": [32, 32, 3],
+                "threads": 2,
+                "rounds": 1,
+                "export_seconds": 1.0,
+                "results": rows,
+                "fastest_batch1": "onnx",
+                "speedup_vs_saved_model": median_tf / median_onnx,
+            }
+        ],
+    }
 
 
 def test_section_is_appended_then_replaced(tmp_path):
@@ -36,7 +60,8 @@ def test_section_is_appended_then_replaced(tmp_path):
     assert "1.25x the SavedModel (goal 1.5x: NOT met)" in second
     assert second.endswith("notes after the section\n")
     assert json.loads((tmp_path / "inference.json").read_text())["models"][0]["model"] == (
-        "cifar_resnet20")
+        "cifar_resnet20"
+    )
 
 
 @pytest.mark.slow

@@ -14,17 +14,17 @@ from keras_resnets.export import export
 
 # One registry name per family; ImageNet families at a small input to keep the test quick.
 FAMILIES = [
-    ("resnet", {}),                                  # the article's nets
+    ("resnet", {}),  # the article's nets
     ("highway", {}),
     ("densenet", {}),
     ("plain", {}),
-    ("cifar_resnet", {"depth": 20}),                 # He et al. 2015 CIFAR (and cifar_plain)
-    ("cifar_preact_resnet", {"depth": 110}),         # He et al. 2016
-    ("cifar_densenet_bc", {"depth": 100}),           # Huang et al. 2017 CIFAR
-    ("cifar_highway", {"depth": 11}),                # Srivastava et al. 2015
-    ("resnet18", {"input_shape": (32, 32, 3)}),      # ImageNet v1
-    ("resnet50_v2", {"input_shape": (32, 32, 3)}),   # ImageNet v2
-    ("densenet121", {"input_shape": (32, 32, 3)}),   # ImageNet DenseNet
+    ("cifar_resnet", {"depth": 20}),  # He et al. 2015 CIFAR (and cifar_plain)
+    ("cifar_preact_resnet", {"depth": 110}),  # He et al. 2016
+    ("cifar_densenet_bc", {"depth": 100}),  # Huang et al. 2017 CIFAR
+    ("cifar_highway", {"depth": 11}),  # Srivastava et al. 2015
+    ("resnet18", {"input_shape": (32, 32, 3)}),  # ImageNet v1
+    ("resnet50_v2", {"input_shape": (32, 32, 3)}),  # ImageNet v2
+    ("densenet121", {"input_shape": (32, 32, 3)}),  # ImageNet DenseNet
 ]
 
 
@@ -61,8 +61,7 @@ def test_family_exports_and_serves(name, kwargs, tmp_path):
         Image.fromarray(image).save(buffer, format="PNG")  # lossless: same pixels back
         encoded.append(buffer.getvalue())
     from_bytes = loaded.signatures["serving_bytes"](image_bytes=tf.constant(encoded))
-    np.testing.assert_allclose(from_bytes["probabilities"].numpy(), expected, rtol=1e-4,
-                               atol=1e-5)
+    np.testing.assert_allclose(from_bytes["probabilities"].numpy(), expected, rtol=1e-4, atol=1e-5)
 
 
 # ONNX and LiteRT float32 for every family, in a fresh process on real CIFAR-10 images. All
@@ -114,9 +113,18 @@ def test_family_onnx_and_litert_match_keras(name, kwargs, tmp_path):
     pixels = _cifar_pixels(model.input_shape[1:])
     np.save(tmp_path / "pixels.npy", pixels)
     done = subprocess.run(
-        [sys.executable, "-c", RUNTIMES, str(onnx_dir / "model.onnx"),
-         str(litert_dir / "model.tflite"), str(tmp_path / "pixels.npy")],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+        [
+            sys.executable,
+            "-c",
+            RUNTIMES,
+            str(onnx_dir / "model.onnx"),
+            str(litert_dir / "model.tflite"),
+            str(tmp_path / "pixels.npy"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ""},
     )
     assert done.returncode == 0, done.stderr[-3000:]

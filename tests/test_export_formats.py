@@ -21,12 +21,17 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("ai_edge_litert")
 pytest.importorskip("tf2onnx")
 
+from test_export import (  # noqa: E402
+    CIFAR10_CLASSES,
+    CIFAR10_PNG,
+    _png_pixels,
+    _read_members,
+    _stand_in_model,
+)
+
 import keras_resnets  # noqa: E402
 from keras_resnets import cli  # noqa: E402
 from keras_resnets.export import export, verify  # noqa: E402
-from test_export import (  # noqa: E402
-    CIFAR10_CLASSES, CIFAR10_PNG, _png_pixels, _read_members, _stand_in_model,
-)
 
 TOLERANCE = 1e-4
 # Dynamic-range int8 on an untrained net at random BatchNorm statistics (the worst case:
@@ -135,8 +140,7 @@ def exports(model, tmp_path_factory):
     return {
         "onnx": export(model, base / "r20_onnx", format="onnx", class_names=CIFAR10_CLASSES),
         "litert": export(model, base / "r20_litert", format="litert"),
-        "litert_int8": export(model, base / "r20_litert_int8", format="litert",
-                              quantize="int8"),
+        "litert_int8": export(model, base / "r20_litert_int8", format="litert", quantize="int8"),
     }
 
 
@@ -145,10 +149,19 @@ def runtimes(exports, pixels, tmp_path_factory):
     folder = tmp_path_factory.mktemp("runtimes")
     np.save(folder / "pixels.npy", pixels)
     done = subprocess.run(
-        [sys.executable, "-c", RUNTIMES, str(exports["onnx"] / "model.onnx"),
-         str(exports["litert"] / "model.tflite"), str(exports["litert_int8"] / "model.tflite"),
-         str(folder / "pixels.npy")],
-        capture_output=True, text=True, timeout=600, cwd=folder,
+        [
+            sys.executable,
+            "-c",
+            RUNTIMES,
+            str(exports["onnx"] / "model.onnx"),
+            str(exports["litert"] / "model.tflite"),
+            str(exports["litert_int8"] / "model.tflite"),
+            str(folder / "pixels.npy"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=folder,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ""},
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -161,16 +174,20 @@ def test_layout_and_metadata(exports):
         info = verify(path.parent)
         assert info["format"] == key.split("_")[0] and info["version"] == 1
         assert info["signatures"]["serving_default"]["inputs"] == {
-            "images": {"dtype": "float32", "shape": [None, 32, 32, 3]}}
+            "images": {"dtype": "float32", "shape": [None, 32, 32, 3]}
+        }
         outputs = info["signatures"]["serving_default"]["outputs"]
-        assert outputs == {"classes": {"dtype": "int64", "shape": [None]},
-                           "probabilities": {"dtype": "float32", "shape": [None, 10]}}
+        assert outputs == {
+            "classes": {"dtype": "int64", "shape": [None]},
+            "probabilities": {"dtype": "float32", "shape": [None, 10]},
+        }
         assert sorted(p.name for p in path.parent.iterdir()) == ["1"]  # no temporary left
-    assert verify(exports["onnx"])["metadata_props"]["class_names"] == json.dumps(
-        CIFAR10_CLASSES)
+    assert verify(exports["onnx"])["metadata_props"]["class_names"] == json.dumps(CIFAR10_CLASSES)
     assert verify(exports["litert_int8"])["metadata"]["quantization"] == "dynamic_range_int8"
-    size = {k: (p / ("model.onnx" if k == "onnx" else "model.tflite")).stat().st_size
-            for k, p in exports.items()}
+    size = {
+        k: (p / ("model.onnx" if k == "onnx" else "model.tflite")).stat().st_size
+        for k, p in exports.items()
+    }
     assert size["litert_int8"] < 0.35 * size["litert"]  # int8 weights: about 4x smaller
 
 
@@ -203,8 +220,7 @@ BAD_MESSAGES = {
         "rank 3": "Invalid rank for input: images Got: 3 Expected: 4",
         "one channel": "index: 3 Got: 1 Expected: 3",
         "wrong size": "index: 1 Got: 28 Expected: 32",
-        "uint8": "Unexpected input data type. Actual: (tensor(uint8)) , expected: "
-                 "(tensor(float))",
+        "uint8": "Unexpected input data type. Actual: (tensor(uint8)) , expected: (tensor(float))",
         "channels first": "index: 1 Got: 3 Expected: 32",
     },
     "litert": {
@@ -242,11 +258,23 @@ def test_missing_extra_is_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "tf2onnx", None)  # as if not installed
     checkpoint = tmp_path / "m.keras"
     _stand_in_model().save(checkpoint)
-    code = cli.main(["export", "--checkpoint", str(checkpoint), "--name", "m",
-                     "--base", str(tmp_path / "out"), "--format", "onnx"])
+    code = cli.main(
+        [
+            "export",
+            "--checkpoint",
+            str(checkpoint),
+            "--name",
+            "m",
+            "--base",
+            str(tmp_path / "out"),
+            "--format",
+            "onnx",
+        ]
+    )
     assert code == 2
     assert capsys.readouterr().err.splitlines() == [
-        "error: ONNX export needs the `tf2onnx` package: pip install 'keras-resnets[export]'"]
+        "error: ONNX export needs the `tf2onnx` package: pip install 'keras-resnets[export]'"
+    ]
     assert not (tmp_path / "out").exists()
 
 
@@ -255,12 +283,35 @@ def test_cli_exports_each_format(tmp_path, capsys):
     model = _stand_in_model()
     model.save(checkpoint)
     for fmt, extra in (("onnx", []), ("litert", ["--quantize", "int8"]), ("saved_model", [])):
-        code = cli.main(["export", "--checkpoint", str(checkpoint), "--name", f"m_{fmt}",
-                         "--base", str(tmp_path / "out"), "--format", fmt, *extra])
+        code = cli.main(
+            [
+                "export",
+                "--checkpoint",
+                str(checkpoint),
+                "--name",
+                f"m_{fmt}",
+                "--base",
+                str(tmp_path / "out"),
+                "--format",
+                fmt,
+                *extra,
+            ]
+        )
         assert code == 0, capsys.readouterr().err
         info = verify(tmp_path / "out" / f"m_{fmt}")
         assert info["format"] == fmt and info["version"] == 1
     assert info["metadata"]["warmup_requests"] is not None
-    code = cli.main(["export", "--checkpoint", str(checkpoint), "--name", "m_x",
-                     "--base", str(tmp_path / "out"), "--quantize", "int8"])
+    code = cli.main(
+        [
+            "export",
+            "--checkpoint",
+            str(checkpoint),
+            "--name",
+            "m_x",
+            "--base",
+            str(tmp_path / "out"),
+            "--quantize",
+            "int8",
+        ]
+    )
     assert code == 2 and "is for format='litert'" in capsys.readouterr().err

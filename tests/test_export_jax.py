@@ -57,11 +57,17 @@ JAX_PROCESS = textwrap.dedent(
 def test_jax_weights_export_from_tensorflow(tmp_path):
     done = subprocess.run(
         [sys.executable, "-c", JAX_PROCESS, str(tmp_path)],
-        capture_output=True, text=True, timeout=600, cwd=REPO,
-        env={**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2",
-             "JAX_PLATFORMS": "cpu",
-             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO),
-                                                         os.environ.get("PYTHONPATH")]))},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+        env={
+            **os.environ,
+            "KERAS_BACKEND": "jax",
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "JAX_PLATFORMS": "cpu",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        },
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "backend jax" in done.stdout

@@ -9,17 +9,17 @@ import keras
 import numpy as np
 import pytest
 from keras import ops
+from layer_test import run_layer_test
 
 from keras_resnets.layers import (
     BatchNormalization,
     Conv2D,
     DenseBlock,
-    MaxPooling2D,
     HighwayUnit,
+    MaxPooling2D,
     ResUnit,
     TransitionLayer,
 )
-from layer_test import run_layer_test
 
 TF = keras.backend.backend() == "tensorflow"
 JAX = keras.backend.backend() == "jax"
@@ -214,8 +214,9 @@ def np_max_pool(x, k, s, pad):
     oh, ow = (xp.shape[1] - k) // s + 1, (xp.shape[2] - k) // s + 1
     return np.stack(
         [
-            np.stack([xp[:, i * s : i * s + k, j * s : j * s + k].max(axis=(1, 2))
-                      for j in range(ow)], 1)
+            np.stack(
+                [xp[:, i * s : i * s + k, j * s : j * s + k].max(axis=(1, 2)) for j in range(ow)], 1
+            )
             for i in range(oh)
         ],
         1,
@@ -431,8 +432,19 @@ def test_fit_step_compiled(layer_cls, kwargs, out_channels, trainable, non_train
 # --------------------------------------------------------------------------------------
 
 
-def np_res_unit(x, v, eps, *, bottleneck, preactivation, strides, shortcut, out_channels,
-                padding="symmetric", stride_in_1x1=None):
+def np_res_unit(
+    x,
+    v,
+    eps,
+    *,
+    bottleneck,
+    preactivation,
+    strides,
+    shortcut,
+    out_channels,
+    padding="symmetric",
+    stride_in_1x1=None,
+):
     """The residual unit, from He et al. 2015 (Fig. 2, 5; option A/B/C of section 3.3) and
     He et al. 2016 (Fig. 4e; projections read the pre-activated input, as fb.resnet.torch).
 

@@ -143,7 +143,8 @@ def test_registry_facts_match_the_built_model(name):
     normalization = model.get_layer("normalization")
     np.testing.assert_allclose(
         np.ravel(keras.ops.convert_to_numpy(normalization.mean)),
-        [255 * m for m in info.mean], rtol=1e-6,
+        [255 * m for m in info.mean],
+        rtol=1e-6,
     )
 
 
@@ -198,8 +199,11 @@ def test_set_random_seed_makes_a_build_reproducible(name):
     for (path, a), (_, b) in zip(first, second):
         np.testing.assert_array_equal(a, b, err_msg=path)
     keras.utils.set_random_seed(8)
-    other = _kernels(keras_resnets.build(name, **({"input_shape": SMALL_INPUT}
-                                                  if name in IMAGENET_MODELS else {})))
+    other = _kernels(
+        keras_resnets.build(
+            name, **({"input_shape": SMALL_INPUT} if name in IMAGENET_MODELS else {})
+        )
+    )
     assert not np.array_equal(first[0][1], other[0][1])
 
 

@@ -55,9 +55,23 @@ def test_list_models_is_sorted_and_complete():
     assert names == sorted(names)
     assert len(set(names)) == len(names)
     # The families the package documents, each reachable by name.
-    for name in ("resnet18", "resnet50", "resnet50_v2", "plain34", "densenet121", "cifar_resnet",
-                 "cifar_plain", "cifar_preact_resnet", "cifar_densenet", "cifar_densenet_bc",
-                 "cifar_highway", "resnet", "highway", "densenet", "plain"):
+    for name in (
+        "resnet18",
+        "resnet50",
+        "resnet50_v2",
+        "plain34",
+        "densenet121",
+        "cifar_resnet",
+        "cifar_plain",
+        "cifar_preact_resnet",
+        "cifar_densenet",
+        "cifar_densenet_bc",
+        "cifar_highway",
+        "resnet",
+        "highway",
+        "densenet",
+        "plain",
+    ):
         assert name in names
 
 

@@ -91,9 +91,24 @@ def test_evaluate_reproduces_the_recorded_full_test_set_figure(test_set):
     name, entry = SHIPPED[0]
     depth = [f"--depth={entry.layout['depth']}"] if "depth" in entry.layout else []
     done = subprocess.run(
-        [sys.executable, "-m", "keras_resnets", "evaluate", "--model", name, *depth,
-         "--weights", "cifar10", "--data", DATA, "--batch-size", "500"],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "keras_resnets",
+            "evaluate",
+            "--model",
+            name,
+            *depth,
+            "--weights",
+            "cifar10",
+            "--data",
+            DATA,
+            "--batch-size",
+            "500",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
         env={**os.environ, "PYTHONPATH": os.path.join(os.path.dirname(__file__), os.pardir)},
     )
     assert done.returncode == 0, done.stderr[-2000:]

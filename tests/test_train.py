@@ -37,13 +37,19 @@ def test_paper_recipe_follows_he_et_al_section_4_2():
 
 
 def test_paper_recipe_warms_up_resnet110_only():
-    warm = recipes.for_model("paper", "cifar_resnet", 110).make_optimizer(
-        steps_per_epoch=391, epochs=164)._learning_rate
+    warm = (
+        recipes.for_model("paper", "cifar_resnet", 110)
+        .make_optimizer(steps_per_epoch=391, epochs=164)
+        ._learning_rate
+    )
     assert float(warm(0)) == pytest.approx(0.01)
     assert float(warm(399)) == pytest.approx(0.01)
     assert float(warm(401)) == pytest.approx(0.1)
-    cold = recipes.for_model("paper", "cifar_resnet", 56).make_optimizer(
-        steps_per_epoch=391, epochs=164)._learning_rate
+    cold = (
+        recipes.for_model("paper", "cifar_resnet", 56)
+        .make_optimizer(steps_per_epoch=391, epochs=164)
+        ._learning_rate
+    )
     assert float(cold(0)) == pytest.approx(0.1)
 
 
@@ -87,8 +93,9 @@ def test_weight_decay_touches_kernels_only():
         if v.path.endswith(("gamma", "beta", "bias")):
             assert v.regularizer is None, v.path
     # Coupled L2: the penalty's gradient is weight_decay * w, i.e. the loss is wd/2 * sum(w^2).
-    expected = 0.5 * 1e-4 * sum(float(np.sum(np.square(keras.ops.convert_to_numpy(v))))
-                                for v in decayed)
+    expected = (
+        0.5 * 1e-4 * sum(float(np.sum(np.square(keras.ops.convert_to_numpy(v)))) for v in decayed)
+    )
     got = float(sum(keras.ops.convert_to_numpy(loss) for loss in model.losses))
     assert got == pytest.approx(expected, rel=1e-5)
 
@@ -107,9 +114,18 @@ def test_label_smoothing_loss_matches_numpy():
 @needs_cifar
 def test_train_writes_the_run_folder(tmp_path):
     out = tmp_path / "run"
-    summary = train("cifar_resnet", model_kwargs={"depth": 20}, recipe="fast", epochs=2,
-                    batch_size=32, data=str(CIFAR), out=out, train_limit=256, test_limit=128,
-                    verbose=0)
+    summary = train(
+        "cifar_resnet",
+        model_kwargs={"depth": 20},
+        recipe="fast",
+        epochs=2,
+        batch_size=32,
+        data=str(CIFAR),
+        out=out,
+        train_limit=256,
+        test_limit=128,
+        verbose=0,
+    )
     rows = plotting.read_history(out / "history.csv")
     assert [r["epoch"] for r in rows] == [0, 1]
     assert all(r["wall_time"] > 0 and r["train_images_per_second"] > 0 for r in rows)
@@ -119,8 +135,16 @@ def test_train_writes_the_run_folder(tmp_path):
     assert (out / "errors.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert any((out / "tensorboard").rglob("events.out.tfevents.*"))
     saved = json.loads((out / "summary.json").read_text())
-    for key in ("model", "params", "recipe", "epochs", "wall_time_seconds",
-                "best_test_accuracy", "final_test_accuracy", "machine"):
+    for key in (
+        "model",
+        "params",
+        "recipe",
+        "epochs",
+        "wall_time_seconds",
+        "best_test_accuracy",
+        "final_test_accuracy",
+        "machine",
+    ):
         assert key in saved
     assert saved["params"] == summary["params"] == count_params(model)
     assert 0.0 <= saved["final_test_accuracy"] <= 1.0
@@ -128,10 +152,34 @@ def test_train_writes_the_run_folder(tmp_path):
 
 
 def _train_command(out, epochs):
-    return [sys.executable, "-m", "keras_resnets", "train", "--model", "cifar_resnet",
-            "--depth", "20", "--recipe", "fast", "--epochs", str(epochs), "--batch-size", "32",
-            "--data", str(CIFAR), "--out", str(out), "--train-limit", "320",
-            "--test-limit", "64", "--verbose", "2", "--seed", "3"]
+    return [
+        sys.executable,
+        "-m",
+        "keras_resnets",
+        "train",
+        "--model",
+        "cifar_resnet",
+        "--depth",
+        "20",
+        "--recipe",
+        "fast",
+        "--epochs",
+        str(epochs),
+        "--batch-size",
+        "32",
+        "--data",
+        str(CIFAR),
+        "--out",
+        str(out),
+        "--train-limit",
+        "320",
+        "--test-limit",
+        "64",
+        "--verbose",
+        "2",
+        "--seed",
+        "3",
+    ]
 
 
 @pytest.mark.slow
@@ -141,12 +189,14 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
     epochs = 4
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     reference = tmp_path / "reference"
-    subprocess.run(_train_command(reference, epochs), check=True, env=env, timeout=900,
-                   capture_output=True)
+    subprocess.run(
+        _train_command(reference, epochs), check=True, env=env, timeout=900, capture_output=True
+    )
 
     out = tmp_path / "killed"
-    proc = subprocess.Popen(_train_command(out, epochs), env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _train_command(out, epochs), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.time() + 600
         while time.time() < deadline and proc.poll() is None:
@@ -162,8 +212,9 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
     killed_after = len(plotting.read_history(out / "history.csv"))
     assert killed_after < epochs
 
-    resumed = subprocess.run(_train_command(out, epochs), env=env, timeout=900,
-                             capture_output=True, text=True)
+    resumed = subprocess.run(
+        _train_command(out, epochs), env=env, timeout=900, capture_output=True, text=True
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "Resuming" in resumed.stdout
     rows = plotting.read_history(out / "history.csv")
@@ -172,16 +223,21 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
     expected = keras.saving.load_model(reference / "last.keras")
     got = keras.saving.load_model(out / "last.keras")
     for a, b in zip(expected.weights, got.weights):
-        np.testing.assert_allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b),
-                                   rtol=1e-4, atol=1e-5, err_msg=a.path)
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(a),
+            keras.ops.convert_to_numpy(b),
+            rtol=1e-4,
+            atol=1e-5,
+            err_msg=a.path,
+        )
     ref_rows = plotting.read_history(reference / "history.csv")
     assert rows[-1]["val_accuracy"] == pytest.approx(ref_rows[-1]["val_accuracy"], abs=1e-6)
 
 
 def test_mixed_precision_auto_follows_the_hardware(monkeypatch):
-    from keras_resnets import train as train_lib
-
     import tensorflow as tf
+
+    from keras_resnets import train as train_lib
 
     if tf.config.list_physical_devices("GPU"):
         pytest.skip("the GPU decides here, not the CPU")

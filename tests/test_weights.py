@@ -263,9 +263,11 @@ def test_our_own_weights_file_loads_by_path_with_and_without_the_top(tmp_path):
     source.save_weights(path)
     x = _raw_images(32)
     again = keras_resnets.build("cifar_resnet", depth=20, weights=path)
-    np.testing.assert_allclose(again.predict(x, verbose=0), source.predict(x, verbose=0),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        again.predict(x, verbose=0), source.predict(x, verbose=0), rtol=1e-5, atol=1e-6
+    )
     backbone = keras_resnets.build("cifar_resnet", depth=20, weights=path, include_top=False)
     features = keras.Model(source.input, source.get_layer("stage3_unit3").output)
-    np.testing.assert_allclose(backbone.predict(x, verbose=0), features.predict(x, verbose=0),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        backbone.predict(x, verbose=0), features.predict(x, verbose=0), rtol=1e-5, atol=1e-5
+    )

@@ -84,8 +84,7 @@ def test_old_densenet_keys_are_renamed_as_torchvision_does(tmp_path):
             key = (
                 key.replace(
                     f"denselayer{key.split('denselayer')[1].split('.')[0]}.{part}.",
-                    f"denselayer{key.split('denselayer')[1].split('.')[0]}."
-                    f"{part[:-1]}.{part[-1]}.",
+                    f"denselayer{key.split('denselayer')[1].split('.')[0]}.{part[:-1]}.{part[-1]}.",
                 )
                 if "denselayer" in key
                 else key
@@ -113,11 +112,17 @@ def test_timm_style_safetensors_load_through_the_same_converter(tmp_path):
     _randomise(theirs, torch.Generator().manual_seed(3))
     path = tmp_path / "model.safetensors"
     safetensors_torch.save_file(theirs.state_dict(), str(path))
-    ours = keras_resnets.build("resnet18", weights=str(path), input_shape=(64, 64, 3),
-                               classifier_activation=None, stride_in_1x1=False)
+    ours = keras_resnets.build(
+        "resnet18",
+        weights=str(path),
+        input_shape=(64, 64, 3),
+        classifier_activation=None,
+        stride_in_1x1=False,
+    )
     x = np.random.default_rng(4).uniform(0, 255, (1, 64, 64, 3)).astype("float32")
     with torch.no_grad():
-        expected = theirs(torch.from_numpy(((x / 255 - MEAN) / STD).transpose(0, 3, 1, 2)
-                                           .astype("float32"))).numpy()
+        expected = theirs(
+            torch.from_numpy(((x / 255 - MEAN) / STD).transpose(0, 3, 1, 2).astype("float32"))
+        ).numpy()
     got = ours.predict(x, verbose=0)
     assert np.max(np.abs(got - expected)) / np.max(np.abs(expected)) <= TOLERANCE

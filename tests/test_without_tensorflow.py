@@ -24,8 +24,12 @@ RUNNER = str(TESTS / "without_tensorflow.py")
 
 
 def _env(tmp_path, backend="jax"):
-    env = {**os.environ, "KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu",
-           "KERAS_RESNETS_CACHE": str(tmp_path / "cache")}
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": backend,
+        "JAX_PLATFORMS": "cpu",
+        "KERAS_RESNETS_CACHE": str(tmp_path / "cache"),
+    }
     env.pop("KERAS_RESNETS_DATA", None)
     # This checkout's package, whatever an editable install points at.
     env["PYTHONPATH"] = os.pathsep.join([str(TESTS.parent), env.get("PYTHONPATH", "")])
@@ -34,8 +38,14 @@ def _env(tmp_path, backend="jax"):
 
 def _run(args, tmp_path, timeout=600):
     """Runs `python tests/without_tensorflow.py ARGS` on the JAX backend."""
-    return subprocess.run([sys.executable, RUNNER, *args], cwd=tmp_path, env=_env(tmp_path),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, RUNNER, *args],
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _image_folder(root, n_train=48, n_test=12, classes=("cat", "dog", "emu")):
@@ -54,9 +64,16 @@ def _image_folder(root, n_train=48, n_test=12, classes=("cat", "dog", "emu")):
 
 
 def test_the_test_runner_hides_tensorflow(tmp_path):
-    done = _run(["-c", "import keras_resnets, keras\n"
-                       "try:\n    import tensorflow\nexcept ImportError:\n    print('absent')\n"
-                       "print(keras.backend.backend())"], tmp_path, timeout=120)
+    done = _run(
+        [
+            "-c",
+            "import keras_resnets, keras\n"
+            "try:\n    import tensorflow\nexcept ImportError:\n    print('absent')\n"
+            "print(keras.backend.backend())",
+        ],
+        tmp_path,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split() == ["absent", "jax"]
 
@@ -91,15 +108,22 @@ print(calls)
 """
 
 
-@pytest.mark.parametrize("backend,workers,first_epoch",
-                         [("jax", 1, 0), ("jax", 3, 2), ("tensorflow", 2, 1)])
+@pytest.mark.parametrize(
+    "backend,workers,first_epoch", [("jax", 1, 0), ("jax", 3, 2), ("tensorflow", 2, 1)]
+)
 def test_fit_reads_every_batch_of_each_epoch_once(tmp_path, backend, workers, first_epoch):
     args = ["-c", FIT_EPOCHS, str(workers), str(first_epoch)]
     if backend == "jax":
         done = _run(args, tmp_path, timeout=180)
     else:  # TensorFlow installed: Keras feeds the PyDataset through tf.data.
-        done = subprocess.run([sys.executable, *args], cwd=tmp_path, capture_output=True,
-                              text=True, timeout=180, env=_env(tmp_path, backend))
+        done = subprocess.run(
+            [sys.executable, *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env=_env(tmp_path, backend),
+        )
     assert done.returncode == 0, done.stderr[-3000:]
     calls = ast.literal_eval(done.stdout.strip().splitlines()[-1])
     # Before training, Keras may read a batch to build the optimizer (and, on TensorFlow,
@@ -116,8 +140,23 @@ def test_fit_reads_every_batch_of_each_epoch_once(tmp_path, backend, workers, fi
 def test_train_evaluate_and_a_clear_export_error_without_tensorflow(tmp_path):
     folder = _image_folder(tmp_path / "images")
     out = tmp_path / "run"
-    train = ["-m", "keras_resnets", "train", "--model", "cifar_resnet", "--depth", "20",
-             "--batch-size", "16", "--data", str(folder), "--out", str(out), "--verbose", "2"]
+    train = [
+        "-m",
+        "keras_resnets",
+        "train",
+        "--model",
+        "cifar_resnet",
+        "--depth",
+        "20",
+        "--batch-size",
+        "16",
+        "--data",
+        str(folder),
+        "--out",
+        str(out),
+        "--verbose",
+        "2",
+    ]
     done = _run(train + ["--epochs", "1"], tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "TensorBoard logs skipped" in done.stdout
@@ -137,13 +176,25 @@ def test_train_evaluate_and_a_clear_export_error_without_tensorflow(tmp_path):
     assert len(history) == 3  # header and one row per epoch
     assert not (out / "tensorboard").exists()
 
-    done = _run(["-m", "keras_resnets", "evaluate", "--checkpoint", str(out / "best.keras"),
-                 "--data", str(folder)], tmp_path)
+    done = _run(
+        [
+            "-m",
+            "keras_resnets",
+            "evaluate",
+            "--checkpoint",
+            str(out / "best.keras"),
+            "--data",
+            str(folder),
+        ],
+        tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "on 36 images" in done.stdout
 
-    done = _run(["-m", "keras_resnets", "export", "--checkpoint", str(out / "best.keras"),
-                 "--name", "r20"], tmp_path)
+    done = _run(
+        ["-m", "keras_resnets", "export", "--checkpoint", str(out / "best.keras"), "--name", "r20"],
+        tmp_path,
+    )
     assert done.returncode == 2
     assert "needs the TensorFlow backend" in done.stderr
     assert "Traceback" not in done.stderr

@@ -93,21 +93,24 @@ def export(
         )
     if dtype not in ("float32", "keep"):
         raise ValueError(f"`dtype` must be 'float32' or 'keep'. Received: dtype={dtype!r}")
-    _common.check_backend({"saved_model": "SavedModel", "onnx": "ONNX",
-                           "litert": "LiteRT"}[format] + " export")
+    _common.check_backend(
+        {"saved_model": "SavedModel", "onnx": "ONNX", "litert": "LiteRT"}[format] + " export"
+    )
     if format == "onnx":  # fail before any work, with the one line that fixes it
         _common.require("tf2onnx", purpose=onnx.PURPOSE)
     contract = _common.contract_for(model, image_size=image_size, class_names=class_names)
     if dtype == "float32":
         model = float32_copy(model)
-    options = {"saved_model": {"warmup": warmup}, "onnx": {},
-               "litert": {"quantize": quantize}}[format]
+    options = {"saved_model": {"warmup": warmup}, "onnx": {}, "litert": {"quantize": quantize}}[
+        format
+    ]
 
     def write(folder, version):
         _WRITERS[format].write(model, folder, version=version, contract=contract, **options)
 
-    return _common.write_version(path, version=version, overwrite=overwrite, fmt=format,
-                                 write=write)
+    return _common.write_version(
+        path, version=version, overwrite=overwrite, fmt=format, write=write
+    )
 
 
 def export_saved_model(model, path, **kwargs):
@@ -144,8 +147,9 @@ def verify(path):
     }
     if fmt == "onnx":
         described = onnx.describe(version_dir)
-        info["signatures"] = {SERVING_DEFAULT: {"inputs": described["inputs"],
-                                                "outputs": described["outputs"]}}
+        info["signatures"] = {
+            SERVING_DEFAULT: {"inputs": described["inputs"], "outputs": described["outputs"]}
+        }
         info["metadata_props"] = described["metadata_props"]
     else:
         info["signatures"] = _WRITERS[fmt].describe(version_dir)
@@ -153,6 +157,14 @@ def verify(path):
 
 
 __all__ = [
-    "FORMATS", "METADATA_PATH", "MissingExtraError", "SERVING_BYTES", "SERVING_DEFAULT",
-    "SERVING_UINT8", "export", "export_saved_model", "float32_copy", "verify",
+    "FORMATS",
+    "METADATA_PATH",
+    "MissingExtraError",
+    "SERVING_BYTES",
+    "SERVING_DEFAULT",
+    "SERVING_UINT8",
+    "export",
+    "export_saved_model",
+    "float32_copy",
+    "verify",
 ]

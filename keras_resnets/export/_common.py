@@ -67,8 +67,13 @@ def contract_for(model, *, image_size=None, class_names=None):
     height, width = _input_size(model, image_size)
     num_classes = _num_classes(model)
     names = _check_class_names(class_names, num_classes)
-    return Contract(height, width, num_classes, None if names is None else tuple(names),
-                    not _ends_in_softmax(model))
+    return Contract(
+        height,
+        width,
+        num_classes,
+        None if names is None else tuple(names),
+        not _ends_in_softmax(model),
+    )
 
 
 def float32_copy(model):
@@ -85,8 +90,8 @@ def float32_copy(model):
     def to_float32(config):
         if isinstance(config, dict):
             if config.get("class_name") == "DTypePolicy" or (
-                    config.get("module") == "keras" and "DTypePolicy" in str(
-                        config.get("class_name"))):
+                config.get("module") == "keras" and "DTypePolicy" in str(config.get("class_name"))
+            ):
                 return "float32"
             return {key: to_float32(value) for key, value in config.items()}
         if isinstance(config, list):
@@ -142,8 +147,10 @@ def write_metadata(version_dir, *, model, version, contract, fmt, inputs, extra=
         # input (a SavedModel has one per signature).
         "input": {**inputs[0], "pixel_range": [0, 255]},
         "inputs": inputs,
-        "outputs": {"probabilities": ["float32", [None, contract.num_classes]],
-                    "classes": ["int64", [None]]},
+        "outputs": {
+            "probabilities": ["float32", [None, contract.num_classes]],
+            "classes": ["int64", [None]],
+        },
         "pixel_range": [0, 255],
         "num_classes": contract.num_classes,
         "class_names": None if contract.class_names is None else list(contract.class_names),
@@ -195,7 +202,8 @@ def next_version(base):
 def _check_one_format(base, fmt, *, replacing):
     # TF Serving serves the highest version of a folder: an ONNX version there would stop it.
     others = {
-        version: format_of(base / str(version)) for version in _versions(base)
+        version: format_of(base / str(version))
+        for version in _versions(base)
         if version != replacing
     }
     clash = sorted(v for v, f in others.items() if f is not None and f != fmt)

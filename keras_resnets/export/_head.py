@@ -25,13 +25,18 @@ def serving_model(model, contract):
     import numpy as np
 
     images = keras.Input((contract.height, contract.width, 3), name="images", dtype="float32")
-    x = keras.ops.cast(images, model.inputs[0].dtype) if model.inputs[0].dtype != "float32" \
+    x = (
+        keras.ops.cast(images, model.inputs[0].dtype)
+        if model.inputs[0].dtype != "float32"
         else images
+    )
     outputs = keras.ops.cast(model(x, training=False), "float32")
-    probabilities = keras.layers.Softmax(name="probabilities")(outputs) \
-        if contract.apply_softmax else outputs
+    probabilities = (
+        keras.layers.Softmax(name="probabilities")(outputs) if contract.apply_softmax else outputs
+    )
     serving = keras.Model(
-        images, {"probabilities": probabilities, "classes": ArgMax(name="classes")(probabilities)},
+        images,
+        {"probabilities": probabilities, "classes": ArgMax(name="classes")(probabilities)},
         name=f"{model.name}_serving",
     )
     # Keras's exporters refuse a model that was never called.
@@ -40,5 +45,8 @@ def serving_model(model, contract):
 
 
 def input_entry(contract):
-    return {"name": "images", "dtype": "float32",
-            "shape": [None, contract.height, contract.width, 3]}
+    return {
+        "name": "images",
+        "dtype": "float32",
+        "shape": [None, contract.height, contract.width, 3],
+    }

@@ -26,7 +26,11 @@ def write(model, folder, *, version, contract, quantize=None):
         options["optimizations"] = [tf.lite.Optimize.DEFAULT]
     serving.export(str(folder / FILE), format="litert", verbose=False, **options)
     _common.write_metadata(
-        folder, model=model, version=version, contract=contract, fmt="litert",
+        folder,
+        model=model,
+        version=version,
+        contract=contract,
+        fmt="litert",
         inputs=[{"signature": "serving_default", **_head.input_entry(contract)}],
         extra={"quantization": "dynamic_range_int8" if quantize == "int8" else None},
     )
@@ -34,18 +38,25 @@ def write(model, folder, *, version, contract, quantize=None):
 
 def describe(version_dir):
     """The signatures of `model.tflite`, read with the `ai_edge_litert` interpreter."""
-    interpreter_lib = _common.require("ai_edge_litert.interpreter",
-                                      purpose="Reading a LiteRT export")
+    interpreter_lib = _common.require(
+        "ai_edge_litert.interpreter", purpose="Reading a LiteRT export"
+    )
     interpreter = interpreter_lib.Interpreter(model_path=str(version_dir / FILE))
     signatures = {}
     for name in interpreter.get_signature_list():
         runner = interpreter.get_signature_runner(name)
 
         def describe_all(details):
-            return {key: {"dtype": d["dtype"].__name__,
-                          "shape": [None if s < 0 else int(s) for s in d["shape_signature"]]}
-                    for key, d in sorted(details.items())}
+            return {
+                key: {
+                    "dtype": d["dtype"].__name__,
+                    "shape": [None if s < 0 else int(s) for s in d["shape_signature"]],
+                }
+                for key, d in sorted(details.items())
+            }
 
-        signatures[name] = {"inputs": describe_all(runner.get_input_details()),
-                            "outputs": describe_all(runner.get_output_details())}
+        signatures[name] = {
+            "inputs": describe_all(runner.get_input_details()),
+            "outputs": describe_all(runner.get_output_details()),
+        }
     return signatures

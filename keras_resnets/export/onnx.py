@@ -32,7 +32,8 @@ def write(model, folder, *, version, contract, opset=OPSET):
     serving = _head.serving_model(model, contract)
     spec = tf.TensorSpec([None, contract.height, contract.width, 3], tf.float32, name="images")
     concrete = tf.function(lambda images: serving(images, training=False)).get_concrete_function(
-        spec)
+        spec
+    )
     frozen = convert_variables_to_constants_v2(concrete)
     # tf.nest flattens the output dict in sorted key order, the order of `frozen.outputs`.
     names = sorted(concrete.structured_outputs)
@@ -53,14 +54,24 @@ def write(model, folder, *, version, contract, opset=OPSET):
     )
     onnx.checker.check_model(proto)
     onnx.save(proto, str(folder / FILE))
-    _common.write_metadata(folder, model=model, version=version, contract=contract,
-                           fmt="onnx", inputs=[entry], extra={"opset": opset})
+    _common.write_metadata(
+        folder,
+        model=model,
+        version=version,
+        contract=contract,
+        fmt="onnx",
+        inputs=[entry],
+        extra={"opset": opset},
+    )
 
 
 def metadata_props(contract, entry):
     """The ONNX model's `metadata_props` (strings only): class names and the input contract."""
-    props = {"input": json.dumps(entry), "pixel_range": "[0, 255]",
-             "num_classes": str(contract.num_classes)}
+    props = {
+        "input": json.dumps(entry),
+        "pixel_range": "[0, 255]",
+        "num_classes": str(contract.num_classes),
+    }
     if contract.class_names is not None:
         props["class_names"] = json.dumps(list(contract.class_names))
     return props

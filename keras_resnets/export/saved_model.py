@@ -36,8 +36,12 @@ def signature_inputs(height, width):
     """`SIGNATURES` with the model's size filled in: `[{signature, name, dtype, shape}]`."""
     size = {"H": height, "W": width}
     return [
-        {"signature": signature, "name": name, "dtype": dtype,
-         "shape": [size.get(d, d) for d in shape]}
+        {
+            "signature": signature,
+            "name": name,
+            "dtype": dtype,
+            "shape": [size.get(d, d) for d in shape],
+        }
         for signature, (name, dtype, shape) in SIGNATURES.items()
     ]
 
@@ -53,10 +57,15 @@ def write(model, folder, *, version, contract, warmup=True):
     inputs = signature_inputs(contract.height, contract.width)
     wrote_warmup = False
     if warmup:
-        wrote_warmup = warmup_lib.write(folder / WARMUP_PATH, inputs,
-                                        image_size=(contract.height, contract.width))
+        wrote_warmup = warmup_lib.write(
+            folder / WARMUP_PATH, inputs, image_size=(contract.height, contract.width)
+        )
     _common.write_metadata(
-        folder, model=model, version=version, contract=contract, fmt="saved_model",
+        folder,
+        model=model,
+        version=version,
+        contract=contract,
+        fmt="saved_model",
         inputs=inputs,
         extra={"warmup_requests": str(WARMUP_PATH) if wrote_warmup else None},
     )
@@ -112,8 +121,9 @@ def _serving_module(model, contract):
 
     def spec(signature):
         name, dtype, _ = SIGNATURES[signature]
-        shape = next(i["shape"] for i in signature_inputs(height, width)
-                     if i["signature"] == signature)
+        shape = next(
+            i["shape"] for i in signature_inputs(height, width) if i["signature"] == signature
+        )
         return tf.TensorSpec(shape, tf.dtypes.as_dtype(dtype), name=name)
 
     @tf.function(input_signature=[spec(SERVING_DEFAULT)])

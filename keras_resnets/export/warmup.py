@@ -26,10 +26,12 @@ def write(path, inputs, *, image_size, batch_size=1):
     without it (TF Serving then serves the first requests slowly) and warns once.
     """
     try:
-        predict = _common.require("tensorflow_serving.apis.predict_pb2",
-                                  purpose="TF Serving's warm-up file")
-        prediction_log = _common.require("tensorflow_serving.apis.prediction_log_pb2",
-                                         purpose="TF Serving's warm-up file")
+        predict = _common.require(
+            "tensorflow_serving.apis.predict_pb2", purpose="TF Serving's warm-up file"
+        )
+        prediction_log = _common.require(
+            "tensorflow_serving.apis.prediction_log_pb2", purpose="TF Serving's warm-up file"
+        )
     except _common.MissingExtraError as error:
         warnings.warn(f"{error}; exported without it.", stacklevel=3)
         return False
@@ -42,7 +44,8 @@ def write(path, inputs, *, image_size, batch_size=1):
             request.model_spec.signature_name = entry["signature"]
             request.inputs[entry["name"]].CopyFrom(
                 tf.make_tensor_proto(
-                    example_input(entry, image_size=image_size, batch_size=batch_size))
+                    example_input(entry, image_size=image_size, batch_size=batch_size)
+                )
             )
             log = prediction_log.PredictionLog(
                 predict_log=prediction_log.PredictLog(request=request)

@@ -135,8 +135,9 @@ class DenseBlock(keras.layers.Layer):
             shape = list(input_shape)
             shape[self._axis] = channels
             if self.bottleneck:
-                bn, conv = self._bn(f"layer{i}_bottleneck_bn"), self._conv(
-                    self.bottleneck_width * k, 1, f"layer{i}_bottleneck_conv"
+                bn, conv = (
+                    self._bn(f"layer{i}_bottleneck_bn"),
+                    self._conv(self.bottleneck_width * k, 1, f"layer{i}_bottleneck_conv"),
                 )
                 shape = self._build_pair(bn, conv, shape)
                 self.bottleneck_bns.append(bn)

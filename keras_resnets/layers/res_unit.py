@@ -187,9 +187,11 @@ class ResUnit(keras.layers.Layer):
             return self.shortcut_bn(self.shortcut_conv(inputs), training=training)
         x = inputs
         if self.strides != 1:
-            x = x[:, :: self.strides, :: self.strides, :] if self._axis == -1 else x[
-                :, :, :: self.strides, :: self.strides
-            ]
+            x = (
+                x[:, :: self.strides, :: self.strides, :]
+                if self._axis == -1
+                else x[:, :, :: self.strides, :: self.strides]
+            )
         if self._pad_channels:
             pad = [[0, 0]] * 4
             pad[self._axis] = [0, self._pad_channels]

@@ -109,9 +109,7 @@ def article_net(
     x = _common.conv_bn_relu(x, WIDTH, 3, name="stem", padding="same")
     for stage in range(1, STAGES + 1):
         x = _stage(x, unit, depth // STAGES, stage)
-        x = _common.conv_bn_relu(
-            x, WIDTH, 3, strides=2, name=f"stage{stage}_down", padding="same"
-        )
+        x = _common.conv_bn_relu(x, WIDTH, 3, strides=2, name=f"stage{stage}_down", padding="same")
     if include_top:
         x = _common.conv_bn_relu(x, classes, 3, name="top", relu=False, padding="same")
         x = layers.Flatten(name="flatten")(x)

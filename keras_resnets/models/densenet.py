@@ -2,8 +2,7 @@
 
 import keras
 
-from keras_resnets.layers import DenseBlock, TransitionLayer
-from keras_resnets.layers import _defaults
+from keras_resnets.layers import DenseBlock, TransitionLayer, _defaults
 from keras_resnets.models import _common
 from keras_resnets.models.registry import Weights, register
 
@@ -51,17 +50,21 @@ def _weights(depth, tv_file, tv_top1, ka_md5, ka_top1):
 
 
 IMAGENET_WEIGHTS = {
-    121: _weights(121, "densenet121-a639ec97.pth", 74.434, "9d60b8095a5708f2dcce2bca79d332c7",
-                  75.0),
-    169: _weights(169, "densenet169-b2777c0a.pth", 75.600, "d699b8f76981ab1b30698df4c175e90b",
-                  76.2),
-    201: _weights(201, "densenet201-c1103571.pth", 76.896, "1ceb130c1ea1b78c3bf6114dbdfd8807",
-                  77.3),
+    121: _weights(
+        121, "densenet121-a639ec97.pth", 74.434, "9d60b8095a5708f2dcce2bca79d332c7", 75.0
+    ),
+    169: _weights(
+        169, "densenet169-b2777c0a.pth", 75.600, "d699b8f76981ab1b30698df4c175e90b", 76.2
+    ),
+    201: _weights(
+        201, "densenet201-c1103571.pth", 76.896, "1ceb130c1ea1b78c3bf6114dbdfd8807", 77.3
+    ),
 }
 
 
-def _dense_stages(x, *, block_sizes, growth_rate, bottleneck, compression, dropout_rate,
-                  memory_efficient):
+def _dense_stages(
+    x, *, block_sizes, growth_rate, bottleneck, compression, dropout_rate, memory_efficient
+):
     for b, num_layers in enumerate(block_sizes, start=1):
         x = DenseBlock(
             num_layers,

@@ -3,8 +3,7 @@ and the CIFAR-10 networks of both papers."""
 
 import keras
 
-from keras_resnets.layers import ResUnit
-from keras_resnets.layers import _defaults
+from keras_resnets.layers import ResUnit, _defaults
 from keras_resnets.models import _common
 from keras_resnets.models.registry import (
     CAFFE_MEAN,
@@ -53,7 +52,7 @@ def _torchvision(name, file, top1, version):
         format="torchvision",
         top1=top1,
         license="BSD-3-Clause",
-        source=f"torchvision ResNet{name[len('resnet'):]}_Weights.IMAGENET1K_{version.upper()}",
+        source=f"torchvision ResNet{name[len('resnet') :]}_Weights.IMAGENET1K_{version.upper()}",
         layout={"stride_in_1x1": False},
     )
 

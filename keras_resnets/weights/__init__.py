@@ -35,7 +35,7 @@ def select(info, tag, kwargs):
     """The most accurate `tag` weights of `info` whose layout fits the requested `kwargs`."""
     available = [w for w in info.weights if w.tag == tag]
     if not available:
-        from keras_resnets.models.registry import list_models, get_info
+        from keras_resnets.models.registry import get_info, list_models
 
         having = [n for n in list_models() if any(w.tag == tag for w in get_info(n).weights)]
         raise ValueError(

@@ -40,14 +40,24 @@ def cpu_description():
 
     try:
         with open("/proc/cpuinfo") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f
-                          if line.startswith("model name")), "unknown CPU")
+            model = next(
+                (line.split(":", 1)[1].strip() for line in f if line.startswith("model name")),
+                "unknown CPU",
+            )
     except OSError:
         model = "unknown CPU"
     flags = cpu_flags()
-    isa = "AMX" if "amx_bf16" in flags else (
-        "AVX-512 with BF16, no AMX" if "avx512_bf16" in flags else
-        "AVX-512, no BF16" if "avx512f" in flags else "AVX2 only")
+    isa = (
+        "AMX"
+        if "amx_bf16" in flags
+        else (
+            "AVX-512 with BF16, no AMX"
+            if "avx512_bf16" in flags
+            else "AVX-512, no BF16"
+            if "avx512f" in flags
+            else "AVX2 only"
+        )
+    )
     return f"{model}, {os.cpu_count()} cores, {isa}"
 
 
