@@ -543,7 +543,7 @@ def _run_all(args, argv):
     specs = [s for s in preset if not args.only or s["kind"] in args.only]
     data = args.data or os.environ.get("KERAS_RESNETS_DATA")
     if data and not args.quick and (not args.only or "pipeline" in args.only):
-        from keras_resnets.train import has_native_bfloat16
+        from keras_resnets.machine import has_native_bfloat16
 
         # The precision the training CLI's `--mixed-precision auto` would pick here.
         specs.append(

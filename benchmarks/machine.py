@@ -6,59 +6,20 @@ that reaches it is limited by the hardware, not by the framework.
 """
 
 import os
-import platform
 import statistics
 import time
 
 import numpy as np
 
-# x86 flags that decide whether bfloat16 arithmetic can be fast.
-BF16_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile", "avx512f", "avx512_vnni", "avx_vnni")
-
-
-def cpu_info():
-    """Model name and the flags that matter here, from /proc/cpuinfo where it exists."""
-    info = {"model": platform.processor() or platform.machine(), "flags": [], "mhz": None}
-    try:
-        with open("/proc/cpuinfo") as f:
-            text = f.read()
-    except OSError:
-        return info
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key, value = key.strip(), value.strip()
-        if key == "model name":
-            info["model"] = value
-        elif key == "flags" and not info["flags"]:
-            flags = set(value.split())
-            info["flags"] = sorted(
-                f for f in flags if f in BF16_FLAGS or f in ("avx2", "fma", "avx512bw")
-            )
-        elif key == "cpu MHz" and info["mhz"] is None:
-            info["mhz"] = float(value)
-    info["bf16_hardware"] = any(f in info["flags"] for f in ("avx512_bf16", "amx_bf16"))
-    return info
+from keras_resnets.machine import cpu_info
 
 
 def describe():
-    """Versions and hardware, for the report's header."""
-    import keras
+    """The package's machine description (CPU kind, flags, oneDNN state, versions), with the
+    PyTorch side of the comparison added."""
+    from keras_resnets import machine
 
-    desc = {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu_count": os.cpu_count(),
-        "cpu": cpu_info(),
-        "keras": keras.__version__,
-        "backend": keras.backend.backend(),
-    }
-    try:
-        import tensorflow as tf
-
-        desc["tensorflow"] = tf.__version__
-        desc["gpus"] = [d.name for d in tf.config.list_physical_devices("GPU")]
-    except ImportError:
-        pass
+    desc = machine.describe()
     try:
         import torch
 
@@ -72,13 +33,6 @@ def describe():
         desc["torchvision"] = torchvision.__version__
     except Exception:
         desc["torchvision"] = None
-    try:
-        import psutil
-
-        desc["memory_gb"] = round(psutil.virtual_memory().total / 2**30, 1)
-        desc["load_average"] = list(os.getloadavg())
-    except (ImportError, OSError):
-        pass
     return desc
 
 

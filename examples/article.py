@@ -12,8 +12,12 @@ import argparse
 from pathlib import Path
 
 import keras_resnets
-from keras_resnets import plotting
-from keras_resnets.train import train
+from keras_resnets import machine, plotting
+
+# TensorFlow's oneDNN kernels, on before Keras imports TensorFlow (faster on AVX2-only CPUs,
+# where TensorFlow leaves them off; see keras_resnets/machine.py).
+machine.enable_onednn()
+from keras_resnets.train import train  # noqa: E402
 
 NETWORKS = ("resnet", "highway", "densenet", "plain")
 

@@ -13,8 +13,12 @@ plain nets and one for the ResNets, into `<out>/cifar_plain.png` and `<out>/cifa
 import argparse
 from pathlib import Path
 
-from keras_resnets import plotting
-from keras_resnets.train import train
+from keras_resnets import machine, plotting
+
+# TensorFlow's oneDNN kernels, on before Keras imports TensorFlow (faster on AVX2-only CPUs,
+# where TensorFlow leaves them off; see keras_resnets/machine.py).
+machine.enable_onednn()
+from keras_resnets.train import train  # noqa: E402
 
 # He et al. 2015, Table 6: test error (%) of the CIFAR-10 ResNets. The paper gives the plain
 # nets' errors only as curves (Fig. 6, left), so no figure is quoted for them.

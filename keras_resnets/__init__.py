@@ -10,18 +10,25 @@ __version__ = "0.1.0"
 
 import importlib as _importlib
 import importlib.abc as _importlib_abc
-import os as _os
 import sys as _sys
 
-# TensorFlow turns its oneDNN kernels on by default only on CPUs with AVX-512-class features.
-# On an AVX2-only CPU (AMD EPYC, 2 cores) they trained ResNet-20 1.45x faster than the default
-# Eigen kernels (benchmarks/README.md). An explicit TF_ENABLE_ONEDNN_OPTS is respected; this
-# takes effect only when keras_resnets is imported before TensorFlow.
-_os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+# Importing keras_resnets changes no setting: TensorFlow's oneDNN kernels (faster on AVX2-only
+# CPUs, where TensorFlow leaves them off) are the CLI's `--onednn` and
+# `keras_resnets.machine.enable_onednn()`; see keras_resnets/machine.py.
 
 # Everything is loaded on first use (PEP 562), so that `import keras_resnets`, and with it the
 # CLI's --help, `list` and argument errors, does not import Keras and TensorFlow (10-25 s).
-_SUBMODULES = ("data", "evaluation", "export", "layers", "models", "recipes", "train", "weights")
+_SUBMODULES = (
+    "data",
+    "evaluation",
+    "export",
+    "layers",
+    "machine",
+    "models",
+    "recipes",
+    "train",
+    "weights",
+)
 _NAMES = {
     "build": "keras_resnets.models",
     "list_models": "keras_resnets.models",

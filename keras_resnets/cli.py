@@ -143,7 +143,7 @@ def _parser():
         choices=[0, 1, 2],
         help="Keras's progress output: 0 none, 1 a bar (default), 2 a line an epoch",
     )
-    _add_tf_logs(p)
+    _add_tensorflow_options(p)
 
     p = sub.add_parser("evaluate", help="test accuracy and confusion matrix of a checkpoint")
     source = p.add_mutually_exclusive_group(required=True)
@@ -155,7 +155,7 @@ def _parser():
     p.add_argument("--batch-size", type=_positive_int, default=256)
     p.add_argument("--test-limit", type=_positive_int)
     p.add_argument("--plot", help="also draw the confusion matrix into this PNG")
-    _add_tf_logs(p)
+    _add_tensorflow_options(p)
 
     p = sub.add_parser("export", help="export a checkpoint for TF Serving, ONNX Runtime or LiteRT")
     p.add_argument("--checkpoint", required=True, help="a .keras file")
@@ -183,7 +183,7 @@ def _parser():
         choices=["int8"],
         help="litert only: dynamic-range int8 weights (see docs/serving.md)",
     )
-    _add_tf_logs(p)
+    _add_tensorflow_options(p)
 
     p = sub.add_parser("list", help="list the registered models")
     p.add_argument("pattern", nargs="?", help="a glob, e.g. 'cifar_*'")
@@ -199,11 +199,19 @@ def _parser():
     return parser
 
 
-def _add_tf_logs(parser):
+def _add_tensorflow_options(parser):
     parser.add_argument(
         "--tf-logs",
         action="store_true",
         help="show TensorFlow's own C++ log lines (hidden by default)",
+    )
+    parser.add_argument(
+        "--onednn",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="TensorFlow's oneDNN CPU kernels. auto (default): TF_ENABLE_ONEDNN_OPTS where it "
+        "is set, else on (TensorFlow itself turns them on only on AVX-512 CPUs; on AVX2 CPUs "
+        "they train about twice as fast, docs/benchmarks.md); on; off",
     )
 
 
@@ -229,9 +237,20 @@ def _stderr_fd_silenced():
         os.close(devnull)
 
 
+def _set_onednn(choice):
+    """TF_ENABLE_ONEDNN_OPTS for `--onednn`, before TensorFlow reads it (on import)."""
+    if choice == "auto":
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+    else:
+        os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1" if choice == "on" else "0"
+
+
 def _start_keras(args):
-    """Import Keras, and TensorFlow where it will be used, without TF's log lines (unless
-    --tf-logs): the console then shows only our progress and results."""
+    """Import Keras, and TensorFlow where it will be used, with oneDNN as --onednn says and
+    without TF's log lines (unless --tf-logs): the console then shows only our progress and
+    results."""
+    if "tensorflow" not in sys.modules:
+        _set_onednn(getattr(args, "onednn", "auto"))
     if args.tf_logs or "keras" in sys.modules:
         return
     # 3 hides the lines TF logs after it has loaded, `failed call to cuInit` among them.

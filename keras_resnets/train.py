@@ -26,7 +26,6 @@ import inspect
 import json
 import numbers
 import os
-import platform
 import shutil
 import sys
 import textwrap
@@ -38,63 +37,12 @@ import numpy as np
 
 from keras_resnets import data as data_lib
 from keras_resnets import distribute as distribute_lib
-from keras_resnets import plotting
+from keras_resnets import machine, plotting
 from keras_resnets import recipes as recipes_lib
 from keras_resnets.models.registry import build, get_builder
 from keras_resnets.utils import count_params
 
 MIXED_PRECISION = (None, "float32", "mixed_float16", "mixed_bfloat16", "auto")
-
-
-def has_native_bfloat16():
-    """Whether this machine multiplies bfloat16 in hardware: an NVIDIA GPU of compute
-    capability 8.0 or later (Ampere, Hopper), a TPU, or a CPU with AMX-BF16 (Intel Sapphire
-    Rapids and later) or, on TensorFlow, AVX512_BF16 (see `_cpu_has_native_bf16`).
-    Elsewhere bfloat16 is emulated and trains several times slower than float32 (measured:
-    0.17x on an AVX2 CPU, benchmarks/README.md)."""
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        for gpu in tf.config.list_physical_devices("GPU"):
-            capability = tf.config.experimental.get_device_details(gpu).get("compute_capability")
-            if capability and tuple(capability) >= (8, 0):
-                return True
-        if tf.config.list_physical_devices("GPU"):
-            return False
-    elif backend == "jax":
-        import jax
-
-        device = jax.devices()[0]
-        if device.platform == "tpu":
-            return True
-        if device.platform == "gpu":
-            capability = getattr(device, "compute_capability", None)
-            return capability is not None and float(capability) >= 8.0
-    elif backend == "torch":
-        import torch
-
-        if torch.cuda.is_available():
-            return torch.cuda.get_device_capability() >= (8, 0)
-    return _cpu_has_native_bf16(backend)
-
-
-def cpu_flags():
-    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            return set(next((line for line in f if line.startswith("flags")), "").split())
-    except OSError:  # not Linux: no flags known
-        return set()
-
-
-def _cpu_has_native_bf16(backend):
-    """AMX-BF16 (Intel Sapphire Rapids and later), or, for TensorFlow, whose oneDNN
-    convolutions use it, AVX512_BF16 (AMD Zen 4/5, Intel Cooper Lake): there ResNet-20
-    trained 1.49x faster in bfloat16 than in float32 (AMD EPYC Zen 5, 2 cores,
-    `python -m benchmarks bf16`). Other backends' CPU kernels are unmeasured there."""
-    flags = cpu_flags()
-    return "amx_bf16" in flags or (backend == "tensorflow" and "avx512_bf16" in flags)
 
 
 def resolve_mixed_precision(mixed_precision):
@@ -106,7 +54,7 @@ def resolve_mixed_precision(mixed_precision):
             f"Received: mixed_precision={mixed_precision!r}"
         )
     if mixed_precision == "auto":
-        return "mixed_bfloat16" if has_native_bfloat16() else "float32"
+        return "mixed_bfloat16" if machine.has_native_bfloat16() else "float32"
     return "float32" if mixed_precision is None else mixed_precision
 
 
@@ -346,29 +294,6 @@ def _check_input_shape(model_kwargs, image_shape, class_names):
         )
 
 
-def machine_description():
-    tf = data_lib._tensorflow()
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
-
-        accelerators = [str(d) for d in jax.devices() if d.platform != "cpu"]
-    elif tf is not None:
-        accelerators = [d.name for d in tf.config.list_physical_devices("GPU")]
-    else:
-        accelerators = []
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "keras": keras.__version__,
-        "tensorflow": tf.__version__ if tf is not None else None,
-        "backend": backend,
-        "gpus": accelerators,
-    }
-
-
 def train(
     model="cifar_resnet",
     *,
@@ -414,7 +339,8 @@ def train(
         seed: seeds the weights, the data order and the augmentation. Defaults to 0.
         mixed_precision: None (float32), "mixed_float16", "mixed_bfloat16" or "auto":
             mixed_bfloat16 where the hardware computes bfloat16 natively (AMX or AVX512_BF16
-            CPUs, Ampere and later GPUs, TPUs; see `has_native_bfloat16`), float32 elsewhere.
+            CPUs, Ampere and later GPUs, TPUs; see `keras_resnets.machine`), float32
+            elsewhere.
         jit_compile: True, False or "auto", as in `model.compile`: compile the train step
             with XLA. Defaults to "auto", Keras's choice: on for JAX (without it a JAX step
             runs op by op) and for TensorFlow on a GPU, off for TensorFlow on a CPU (where XLA
@@ -476,6 +402,9 @@ def train(
     keras.mixed_precision.set_global_policy(policy)
     if verbose and mixed_precision == "auto":
         print(f"--mixed-precision auto: {policy}")
+    notice = machine.onednn_notice() if verbose and dist.is_chief else None
+    if notice:
+        print(notice)
 
     arrays = data_lib.load_arrays(data)
     x_train, y_train, x_test, y_test = arrays.x_train, arrays.y_train, arrays.x_test, arrays.y_test
@@ -626,7 +555,7 @@ def train(
         )
         if rows
         else None,
-        "machine": machine_description(),
+        "machine": machine.describe(),
         "distribute": dist.describe(),
         "history": history.history and str(history_path),
     }

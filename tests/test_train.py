@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import keras_resnets
-from keras_resnets import plotting, recipes
+from keras_resnets import machine, plotting, recipes
 from keras_resnets.train import train
 from keras_resnets.utils import count_params
 
@@ -242,9 +242,9 @@ def test_mixed_precision_auto_follows_the_hardware(monkeypatch):
     if tf.config.list_physical_devices("GPU"):
         pytest.skip("the GPU decides here, not the CPU")
     # On a machine without a GPU the answer is the CPU's: AMX-BF16 or not.
-    monkeypatch.setattr(train_lib, "_cpu_has_native_bf16", lambda backend: True)
+    monkeypatch.setattr(machine, "cpu_has_native_bf16", lambda backend: True)
     assert train_lib.resolve_mixed_precision("auto") == "mixed_bfloat16"
-    monkeypatch.setattr(train_lib, "_cpu_has_native_bf16", lambda backend: False)
+    monkeypatch.setattr(machine, "cpu_has_native_bf16", lambda backend: False)
     assert train_lib.resolve_mixed_precision("auto") == "float32"
     assert train_lib.resolve_mixed_precision(None) == "float32"
     assert train_lib.resolve_mixed_precision("mixed_float16") == "mixed_float16"
@@ -253,14 +253,12 @@ def test_mixed_precision_auto_follows_the_hardware(monkeypatch):
 
 
 def test_cpu_amx_detection_reads_the_cpu_flags():
-    from keras_resnets import train as train_lib
-
     try:
         with open("/proc/cpuinfo") as f:
             flags = next(line for line in f if line.startswith("flags")).split()
     except (OSError, StopIteration):
         pytest.skip("no /proc/cpuinfo flags here")
-    assert train_lib._cpu_has_native_bf16("tensorflow") == (
+    assert machine.cpu_has_native_bf16("tensorflow") == (
         "amx_bf16" in flags or "avx512_bf16" in flags
     )
-    assert train_lib._cpu_has_native_bf16("jax") == ("amx_bf16" in flags)
+    assert machine.cpu_has_native_bf16("jax") == ("amx_bf16" in flags)

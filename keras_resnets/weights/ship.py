@@ -36,7 +36,7 @@ def predictions(model, images, batch_size=500):
 
 def cpu_description():
     """e.g. "AMD EPYC, 2 cores, AVX-512 with BF16, no AMX", from /proc/cpuinfo."""
-    from keras_resnets.train import cpu_flags
+    from keras_resnets.machine import cpu_flags
 
     try:
         with open("/proc/cpuinfo") as f:
