@@ -1,0 +1,88 @@
+"""keras_resnets.machine: CPU kinds, and TensorFlow's oneDNN made explicit, never a side effect."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from keras_resnets import machine
+
+
+def test_cpu_kind_from_flags():
+    # Flag sets as /proc/cpuinfo lists them on the machines this project runs on.
+    assert machine.cpu_kind({"avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16"}) == "AMX"
+    assert machine.cpu_kind({"avx2", "avx512f", "avx512_bf16"}) == "AVX-512 BF16"
+    assert machine.cpu_kind({"avx2", "avx512f"}) == "AVX-512"
+    assert machine.cpu_kind({"avx2", "fma"}) == "AVX2"
+    assert machine.onednn_helps({"avx2", "fma"})
+    assert not machine.onednn_helps({"avx2", "avx512f"})  # TensorFlow turns it on itself
+    assert not machine.onednn_helps(set())
+
+
+def test_cpu_info_matches_proc_cpuinfo():
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = set(next(line for line in f if line.startswith("flags")).split(":")[1].split())
+    except (OSError, StopIteration):
+        pytest.skip("no /proc/cpuinfo flags here")
+    info = machine.cpu_info()
+    assert set(info["flags"]) == flags & set(machine.NOTABLE_FLAGS)
+    assert info["kind"] == machine.cpu_kind(flags)
+
+
+def _child(code, **env_changes):
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    env.update({k: v for k, v in env_changes.items() if v is not None})
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip().splitlines()[-1]
+
+
+ORDER = """
+import tensorflow
+import keras_resnets, os
+from keras_resnets import machine
+print(os.environ.get("TF_ENABLE_ONEDNN_OPTS"), machine.tensorflow_onednn(),
+      machine.enable_onednn(), machine.onednn_notice() is not None)
+"""
+
+
+@pytest.mark.skipif(
+    os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow", reason="TensorFlow's setting"
+)
+def test_onednn_is_explicit_and_the_notice_names_the_fix():
+    # TensorFlow first, nothing set: importing keras_resnets sets nothing, enabling is too
+    # late, and the notice fires exactly where oneDNN is off on a CPU where it helps.
+    env, onednn, enabled, notice = _child(ORDER).split()
+    assert env == "None"
+    assert enabled == onednn
+    assert notice == str(onednn == "False" and machine.onednn_helps())
+    # Set before the import: on, and no notice.
+    assert _child(ORDER, TF_ENABLE_ONEDNN_OPTS="1").split() == ["1", "True", "True", "False"]
+    # Turned off on purpose: off, and no notice either (the user's choice).
+    assert _child(ORDER, TF_ENABLE_ONEDNN_OPTS="0").split() == ["0", "False", "False", "False"]
+    # enable_onednn() before TensorFlow's import turns it on.
+    code = (
+        "from keras_resnets import machine; machine.enable_onednn(); import tensorflow; "
+        "print(machine.tensorflow_onednn())"
+    )
+    assert _child(code) == "True"
+
+
+def test_cli_onednn_option_sets_the_environment_before_tensorflow(monkeypatch):
+    from keras_resnets import cli
+
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    cli._set_onednn("auto")
+    assert os.environ["TF_ENABLE_ONEDNN_OPTS"] == "1"
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    cli._set_onednn("auto")  # the user's explicit setting wins
+    assert os.environ["TF_ENABLE_ONEDNN_OPTS"] == "0"
+    cli._set_onednn("on")
+    assert os.environ["TF_ENABLE_ONEDNN_OPTS"] == "1"
+    cli._set_onednn("off")
+    assert os.environ["TF_ENABLE_ONEDNN_OPTS"] == "0"
