@@ -591,6 +591,11 @@ def main(argv=None):
         return 0
     if args.command == "_group":
         result = run_group(json.loads(args.spec))
+        from keras_resnets import machine
+
+        # What this group ran on, so that figures from two CPU kinds are never mixed.
+        result["cpu_kind"] = machine.cpu_kind()
+        result["onednn"] = machine.tensorflow_onednn() if "tensorflow" in sys.modules else None
         print(RESULT_PREFIX + json.dumps(result, default=str), flush=True)
         return 0
     if args.command == "_memory-worker":

@@ -288,6 +288,46 @@ def markdown(group):
     return "\n".join(lines)
 
 
+def section(groups):
+    """The report's section: every group, CPU kind by CPU kind."""
+    lines = [
+        "## Training on each CPU kind: a fresh process per contender",
+        "",
+        "Written by `python -m benchmarks.contenders` (benchmarks/contenders.py): each "
+        "contender trains in its own process (oneDNN on and off cannot share one), every "
+        "round starts them in a rotated order, and the table keeps each one's best round. "
+        "MFU is against the contender's own framework's float32 matmul rate, measured in "
+        "the same process. The oneDNN column is what TensorFlow reported in that process.",
+    ]
+    for group in sorted(groups, key=lambda g: (g["machine"]["cpu"]["kind"], g["model"])):
+        lines += ["", markdown(group), "", f"Command: `{group.get('command', '?')}`."]
+    return "\n".join(lines)
+
+
+def _write(group, out_dir):
+    """Merge `group` into DIR/contenders.json (replacing the same model, batch and CPU kind),
+    and render DIR/benchmarks.md again where DIR/benchmarks.json exists."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "contenders.json"
+    groups = json.loads(path.read_text()) if path.exists() else []
+    same = ("model", "batch_size", "input_size")
+    kind = group["machine"]["cpu"]["kind"]
+    groups = [
+        g
+        for g in groups
+        if not (all(g[k] == group[k] for k in same) and g["machine"]["cpu"]["kind"] == kind)
+    ]
+    groups.append(group)
+    path.write_text(json.dumps(groups, indent=1) + "\n")
+    results_path = out_dir / "benchmarks.json"
+    if results_path.exists():
+        from benchmarks import report
+
+        report.write(json.loads(results_path.read_text()), out_dir)
+    return path
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.contenders", description=__doc__)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -301,7 +341,9 @@ def main(argv=None):
     parser.add_argument("--contenders", nargs="+", choices=sorted(CONTENDERS))
     parser.add_argument("--no-jax", action="store_true", help="leave out the JAX contender")
     parser.add_argument("--torch-python", help="the interpreter for the torch contender")
-    parser.add_argument("--out", help="append the group to DIR/contenders.json and render it")
+    parser.add_argument(
+        "--out", help="merge the group into DIR/contenders.json; render DIR/benchmarks.md"
+    )
     args = parser.parse_args(argv)
     if args.worker:
         print(RESULT + json.dumps(worker(json.loads(args.worker))), flush=True)
@@ -320,26 +362,7 @@ def main(argv=None):
     )
     group["command"] = "python -m benchmarks.contenders " + " ".join(argv or sys.argv[1:])
     if args.out:
-        path = Path(args.out) / "contenders.json"
-        groups = json.loads(path.read_text()) if path.exists() else []
-        kind = group["machine"]["cpu"]["kind"]
-        groups = [
-            g
-            for g in groups
-            if not (
-                g["model"] == group["model"]
-                and g["batch_size"] == group["batch_size"]
-                and g["machine"]["cpu"]["kind"] == kind
-            )
-        ]
-        groups.append(group)
-        path.write_text(json.dumps(groups, indent=1) + "\n")
-        (Path(args.out) / "contenders.md").write_text(
-            "# CPU training contenders, a fresh process each\n\nWritten by "
-            "`python -m benchmarks.contenders` (benchmarks/contenders.py).\n\n"
-            + "\n\n".join(markdown(g) for g in groups)
-            + "\n"
-        )
+        print(f"Wrote {_write(group, args.out)}")
     print(markdown(group))
     return 0
 

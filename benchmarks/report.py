@@ -97,7 +97,9 @@ def markdown(results):
         + ".",
         "",
         f"Machine: {cpu.get('model', '?')}, {m.get('cpu_count', '?')} cores, "
-        f"{m.get('memory_gb', '?')} GB; flags: {', '.join(cpu.get('flags', [])) or '-'}; "
+        f"{m.get('memory_gb', '?')} GB; CPU kind {cpu.get('kind', '?')}; TensorFlow's oneDNN "
+        f"{ {True: 'on', False: 'off'}.get(m.get('onednn'), 'not recorded') }; "
+        f"flags: {', '.join(cpu.get('flags', [])) or '-'}; "
         f"load average at start: {', '.join(f'{x:.1f}' for x in m.get('load_average', []))}. "
         f"Python {m.get('python')}, Keras {m.get('keras')} ({m.get('backend')} backend), "
         f"TensorFlow {m.get('tensorflow')}, PyTorch {m.get('torch') or 'not installed'}, "
@@ -412,5 +414,11 @@ def write(results, out_dir, *, stem="benchmarks"):
     json_path = out_dir / f"{stem}.json"
     json_path.write_text(json.dumps(results, indent=2, default=str))
     md_path = out_dir / f"{stem}.md"
-    md_path.write_text(markdown(results))
+    text = markdown(results)
+    contenders_json = out_dir / "contenders.json"
+    if contenders_json.exists():
+        from benchmarks import contenders
+
+        text += "\n" + contenders.section(json.loads(contenders_json.read_text())) + "\n"
+    md_path.write_text(text)
     return {"json": json_path, "markdown": md_path, "chart": png if png.exists() else None}
