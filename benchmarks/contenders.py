@@ -262,6 +262,10 @@ def run(
     }
 
 
+def _rate(x):
+    return f"{x:.0f}" if x >= 100 else f"{x:.1f}" if x >= 10 else f"{x:.2f}"
+
+
 def markdown(group):
     """The group as a markdown table."""
     cpu = group["machine"]["cpu"]
@@ -279,12 +283,29 @@ def markdown(group):
             lines.append(f"| {name} | | failed: {s['error'].strip().splitlines()[-1][:80]} |||||")
             continue
         onednn = {True: "on", False: "off", None: "n/a"}[s.get("onednn")]
-        rounds = ", ".join(f"{x:.0f}" for x in s["images_per_second_rounds"])
+        rounds = ", ".join(_rate(x) for x in s["images_per_second_rounds"])
         vs = f"{s['vs_torch']:.2f}x" if s.get("vs_torch") else ""
         lines.append(
-            f"| {s['description']} | {onednn} | {s['images_per_second_best']:.1f} | {rounds} | "
+            f"| {s['description']} | {onednn} | {_rate(s['images_per_second_best'])} | {rounds} | "
             f"{vs} | {s['matmul_fp32_gflops']:.0f} | {100 * s['mfu']:.0f}% |"
         )
+    results = group["results"]
+    ours, first = results.get("ours_onednn", {}), results.get("ours_tf_first", {})
+    if ours.get("vs_torch"):
+        goal = "met" if ours["vs_torch"] >= 1.0 else "missed"
+        line = (
+            f"Goal, keras_resnets >= 1.0x PyTorch eager: {goal} ({ours['vs_torch']:.2f}x with "
+            "oneDNN on"
+        )
+        if first.get("vs_torch"):
+            line += f"; {first['vs_torch']:.2f}x after a plain `import tensorflow`"
+            if first.get("notice"):
+                line += ", where `train()` prints the one-line oneDNN notice with the fix"
+        app = results.get("keras_app_onednn") or results.get("keras_plain_onednn")
+        if app and app.get("images_per_second_best"):
+            ratio = ours["images_per_second_best"] / app["images_per_second_best"]
+            line += f"; {ratio:.2f}x {app['description']}"
+        lines += ["", line + ")."]
     return "\n".join(lines)
 
 
