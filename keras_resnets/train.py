@@ -206,6 +206,13 @@ def _accepted_keywords(function):
     return names
 
 
+def _normalization(arrays, valid):
+    """`include_preprocessing` as the data's `(mean, std)`, where the builder takes it."""
+    if valid is None or "include_preprocessing" not in valid:
+        return {}
+    return {"include_preprocessing": arrays.dataset.normalization}
+
+
 def _check_count(name, value, *, minimum=1):
     """`value` is None (the default) or an integer of at least `minimum`: 0 never means
     "the default"."""
@@ -473,6 +480,8 @@ def train(
             **{
                 "input_shape": x_train.shape[1:],
                 "classes": len(arrays.class_names),
+                # The data's own statistics (CIFAR-100's, a custom set's), not the model's.
+                **_normalization(arrays, valid),
                 **model_kwargs,
             },
         )
