@@ -359,8 +359,8 @@ def test_offline_without_data_fails_fast_and_leaves_nothing(tmp_path):
     code = """
 import argparse
 import sys
-from keras_resnets import cli
-cli._start_keras(argparse.Namespace(tf_logs=False))  # as the CLI starts, before the patch
+from keras_resnets import cli, commands
+commands._start_keras(argparse.Namespace(tf_logs=False))  # as the CLI starts, before the patch
 from keras_resnets import data
 data.tfds._network_reachable = lambda *args, **kwargs: False  # as on a machine with no network
 sys.exit(cli.main(sys.argv[1:]))
