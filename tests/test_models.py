@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import keras_resnets
-from keras_resnets.utils import count_macs, count_params
+from keras_resnets.accounting import count_macs, count_params, sublayers
 from keras_resnets.layers import DenseBlock, HighwayUnit, ResUnit
 from keras_resnets.models import get_builder
 
@@ -250,7 +250,7 @@ def test_params_match_torchvision(name):
 def _conv_bias_sizes(model):
     return sum(
         int(np.prod(layer.bias.shape))
-        for layer in model._flatten_layers()
+        for layer in sublayers(model)
         if isinstance(layer, keras.layers.Conv2D) and layer.use_bias
     )
 
@@ -314,7 +314,7 @@ PREACT_PAPER = {110: 1.7, 164: 1.7, 1001: 10.2}
 def _conv_dense_params(model):
     return sum(
         int(np.prod(w.shape))
-        for layer in model._flatten_layers(include_self=False, recursive=True)
+        for layer in sublayers(model, include_self=False)
         if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))
         for w in layer.trainable_weights
     )
@@ -402,6 +402,14 @@ def _cifar_resnet_params(depth):
     for c_in, c_out in ((16, 16), (16, 32), (32, 64)):
         total += unit(c_in, c_out) + (n - 1) * unit(c_out, c_out)
     return total + 64 * 10 + 10
+
+
+def test_utils_is_the_old_name_of_accounting():
+    from keras_resnets import accounting, utils
+
+    assert utils.count_params is accounting.count_params
+    assert utils.count_macs is accounting.count_macs
+    assert utils._sublayers is accounting.sublayers
 
 
 def test_the_hand_count_matches_the_papers_resnet20():
@@ -518,7 +526,7 @@ def test_densenet121_macs_match_torchvision():
 @pytest.mark.parametrize("name, kwargs", [("cifar_resnet", {"depth": 20}), ("highway", {})])
 def test_mixed_precision(mixed_float16, name, kwargs):
     model = keras_resnets.build(name, **kwargs)
-    convs = [lyr for lyr in model._flatten_layers() if isinstance(lyr, keras.layers.Conv2D)]
+    convs = [lyr for lyr in sublayers(model) if isinstance(lyr, keras.layers.Conv2D)]
     assert convs
     for conv in convs:
         assert conv.compute_dtype == "float16", conv.name

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import keras
 
+from keras_resnets.accounting import sublayers
+
 # TF Serving's folder for extra files (it reads `tf_serving_warmup_requests` from it and
 # ignores everything else). Every format keeps its metadata at the same place, so `verify`
 # and the tools read one path whatever the format.
@@ -83,7 +85,7 @@ def float32_copy(model):
     model's config with every layer's policy set to float32; mixed policies keep variables in
     float32, so the weights carry over exactly.
     """
-    policies = {layer.dtype_policy.name for layer in model._flatten_layers(include_self=False)}
+    policies = {layer.dtype_policy.name for layer in sublayers(model, include_self=False)}
     if policies <= {"float32"}:
         return model
 
