@@ -18,6 +18,8 @@ import math
 
 import keras
 
+from keras_resnets.accounting import sublayers
+
 DECAYED_LAYERS = (keras.layers.Conv2D, keras.layers.Dense, keras.layers.DepthwiseConv2D)
 # Goyal et al. 2017, section 2.2: 5 epochs of warm-up for the linear scaling rule.
 WARMUP_EPOCHS = 5
@@ -150,7 +152,7 @@ def apply_weight_decay(model, weight_decay):
     it needs no change to the architecture code.
     """
     regularizer = keras.regularizers.L2(weight_decay / 2) if weight_decay else None
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in sublayers(model, include_self=False):
         if isinstance(layer, DECAYED_LAYERS):
             layer.kernel.regularizer = regularizer
 

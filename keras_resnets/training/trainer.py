@@ -16,11 +16,11 @@ import numpy as np
 
 from keras_resnets import data as data_lib
 from keras_resnets import machine, plotting
+from keras_resnets.accounting import count_params
 from keras_resnets.models.registry import build
 from keras_resnets.training import callbacks as callbacks_lib
 from keras_resnets.training import distribute, inputs, precision, recipes, run_folder
 from keras_resnets.training.config import TrainConfig, builder_arguments
-from keras_resnets.utils import count_params
 
 
 def train(
