@@ -1,4 +1,4 @@
-"""`python -m benchmarks` (also `keras-resnets benchmark`): speed and memory benchmarks.
+"""`python -m benchmarks`: speed and memory benchmarks, run from the repository root.
 
     python -m benchmarks run --quick --out /tmp/bench          # everything, small (~2 min)
     python -m benchmarks run --out docs                        # everything, the report's sizes
@@ -7,14 +7,16 @@
     python -m benchmarks memory --model cifar_densenet_bc100 --batch-size 64
     python -m benchmarks bf16 --model cifar_resnet20 --batch-size 128
     python -m benchmarks time-to-accuracy --target 0.91 --run runs/r20
-    python -m benchmarks time-to-accuracy --target 0.5 --train -- --epochs 2 --out runs/tta
+    python -m benchmarks time-to-accuracy --target 0.5 --train epochs=2 out=runs/tta
     python -m benchmarks report --out docs                     # re-render docs/benchmarks.*
     python -m benchmarks inference --out docs   # export formats' latency (benchmarks/inference.py)
 
 Every measuring subcommand takes `--out DIR`: its result is merged into DIR/benchmarks.json
 (replacing an earlier result of the same kind, model and sizes) and DIR/benchmarks.md and
 DIR/benchmarks.png are rendered again, so groups can be run one at a time.
-See benchmarks/README.md.
+The harness is outside the package (the wheel ships `keras_resnets` alone) and calls only
+its public API; `--train` passes `keras_resnets.training.train`'s arguments. See
+benchmarks/README.md.
 """
 
 import argparse
@@ -199,8 +201,8 @@ def run_group(spec):
     if kind == "time_to_accuracy":
         from benchmarks import time_to_accuracy
 
-        if spec.get("train_argv") is not None:
-            return time_to_accuracy.train_and_measure(spec["train_argv"], spec["target"])
+        if spec.get("train_kwargs") is not None:
+            return time_to_accuracy.train_and_measure(spec["train_kwargs"], spec["target"])
         return time_to_accuracy.from_history(spec["run"], spec["target"])
     raise ValueError(f"Unknown benchmark kind {kind!r}.")
 
@@ -308,6 +310,19 @@ def _finish(results, out_dir):
 
 def _command(argv):
     return "python -m benchmarks " + " ".join(shlex.quote(a) for a in argv)
+
+
+def _train_argument(text):
+    """KEY=VALUE for `time-to-accuracy --train`: a train() argument, its value as JSON where
+    it parses (2, true, {"depth": 20}), else the text."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE. Received: {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        value = json.loads(value)
+    except json.JSONDecodeError:
+        pass
+    return key.replace("-", "_"), value
 
 
 def _parser():
@@ -424,8 +439,11 @@ def _parser():
     p.add_argument("--run", help="an existing run folder (history.csv)")
     p.add_argument(
         "--train",
-        nargs=argparse.REMAINDER,
-        help="train first: the rest are `keras-resnets train` arguments",
+        nargs="+",
+        type=_train_argument,
+        metavar="KEY=VALUE",
+        help="train first, with these keras_resnets.training.train arguments "
+        "(values as JSON where they parse: epochs=2 out=runs/tta 'model_kwargs={\"depth\": 20}')",
     )
 
     p = sub.add_parser(
@@ -526,14 +544,11 @@ def _spec_from_args(args):
     if c == "time-to-accuracy":
         if (args.run is None) == (args.train is None):
             raise ValueError("time-to-accuracy needs exactly one of --run DIR and --train ARGS.")
-        train_argv = args.train
-        if train_argv and train_argv[0] == "--":
-            train_argv = train_argv[1:]
         return {
             "kind": "time_to_accuracy",
             "target": args.target,
             "run": args.run,
-            "train_argv": train_argv,
+            "train_kwargs": dict(args.train) if args.train is not None else None,
         }
     raise ValueError(c)
 

@@ -9,6 +9,8 @@ On 2 cores the pipeline's threads share the CPU with the model, so its cost is t
 difference between the last two.
 """
 
+import time
+
 from benchmarks import baselines, timing
 
 
@@ -40,7 +42,7 @@ def run(
         first_epoch=0,
         steps_per_epoch=steps_per_epoch,
     )
-    alone = data_lib.benchmark_pipeline(pipeline, steps=steps * repeats, warmup=2)
+    alone = benchmark_pipeline(pipeline, steps=steps * repeats, warmup=2)
 
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_bfloat16" if precision == "bfloat16" else "float32")
@@ -76,3 +78,37 @@ def run(
         "train": train,
         "pipeline_cost": 1.0 - ratio,
     }
+
+
+def benchmark_pipeline(ds, steps=50, *, warmup=1):
+    """Iterates `ds` and returns its throughput in images per second.
+
+    Args:
+        ds: an `ArrayBatches`, or a `tf.data.Dataset` of batches: `(images, ...)` tuples,
+            dicts or tensors.
+        steps: number of batches timed. The dataset is repeated if it is shorter.
+            Defaults to `50`.
+        warmup: batches read before timing starts (pipeline start-up, buffer filling).
+            Defaults to `1`.
+
+    Returns:
+        Images per second, as a float.
+    """
+    from keras_resnets import data as data_lib
+
+    if isinstance(ds, data_lib.ArrayBatches):
+        iterator = (ds[i % len(ds)] for i in range(warmup + steps))
+    else:
+        iterator = iter(ds.repeat())
+    for _ in range(warmup):
+        next(iterator)
+    count = 0
+    start = time.perf_counter()
+    for _ in range(steps):
+        batch = next(iterator)
+        if isinstance(batch, dict):
+            batch = next(iter(batch.values()))
+        elif isinstance(batch, (tuple, list)):
+            batch = batch[0]
+        count += int(batch.shape[0])
+    return count / (time.perf_counter() - start)

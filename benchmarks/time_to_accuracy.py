@@ -1,6 +1,6 @@
 """Wall-clock time to a target test accuracy on CIFAR-10, from a training run's history.
 
-A run folder written by `keras-resnets train` (or `keras_resnets.train.train`) holds
+A run folder written by `keras-resnets train` (or `keras_resnets.training.train`) holds
 `history.csv`, one row per epoch with `wall_time` (seconds since the run first started,
 across resumes) and `val_accuracy`. The time to accuracy is the `wall_time` of the first
 epoch whose `val_accuracy` reaches the target.
@@ -52,19 +52,20 @@ def from_history(run_dir, target):
     return result
 
 
-def train_and_measure(train_argv, target):
-    """Run `keras-resnets train ARGS` (the training CLI), then read its run folder."""
-    from keras_resnets import cli
+def train_and_measure(train_kwargs, target):
+    """Train with `keras_resnets.training.train(**train_kwargs)`, then read its run folder."""
+    from keras_resnets import training
 
-    out = "runs/run"
-    for i, arg in enumerate(train_argv):
-        if arg == "--out" and i + 1 < len(train_argv):
-            out = train_argv[i + 1]
-        elif arg.startswith("--out="):
-            out = arg.split("=", 1)[1]
-    code = cli.main(["train", *train_argv])
-    if code:
-        raise RuntimeError(f"keras-resnets train exited with {code}.")
-    result = from_history(out, target)
-    result["train_argv"] = list(train_argv)
+    config = training.TrainConfig(**train_kwargs)
+    training.run(config)
+    result = from_history(config.out, target)
+    result["train_kwargs"] = {k: v if _jsonable(v) else repr(v) for k, v in train_kwargs.items()}
     return result
+
+
+def _jsonable(value):
+    try:
+        json.dumps(value)
+    except TypeError:
+        return False
+    return True

@@ -2,13 +2,20 @@
 
     python examples/serving_client.py \
         --url http://localhost:8501/v1/models/cifar_resnet20:predict \
-        --images cat.png ship.jpg [--bytes] [--size 32]
+        --images cat.png ship.jpg [--bytes] [--size 32] \
+        [--metadata saved_models/cifar_resnet20/1]
 
 Without `--bytes` the client decodes the images itself (Pillow) and sends raw RGB pixel values
 0..255 to the `serving_default` signature; the images must then have the model's input size
 (or pass `--size` to resize them here). With `--bytes` it sends the files themselves,
 base64-encoded, to the `serving_bytes` signature, which decodes and resizes them in the graph.
 Clients never normalise: the model's preprocessing runs inside the server.
+
+The signatures' names, inputs and dtypes are those the export wrote into its metadata file
+(`<version>/assets.extra/keras_resnets.json`, `inputs`); `--metadata` reads them from there
+(and the model's input size, to resize pixels to), so the client follows the export.
+Without it the client uses `DEFAULT_INPUTS`, which tests/test_export.py checks against the
+export's metadata.
 
 Only the standard library is needed to post requests; Pillow only to send pixels.
 """
@@ -21,11 +28,47 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-SIGNATURES = {False: "serving_default", True: "serving_bytes"}
-INPUT_NAMES = {False: "images", True: "image_bytes"}
+# The export's signature inputs, as its metadata file lists them (less the shapes, which
+# depend on the model): the first float32 one takes pixels, the first string one files.
+DEFAULT_INPUTS = (
+    {"signature": "serving_default", "name": "images", "dtype": "float32"},
+    {"signature": "serving_uint8", "name": "images", "dtype": "uint8"},
+    {"signature": "serving_bytes", "name": "image_bytes", "dtype": "string"},
+)
+METADATA_FILE = Path("assets.extra") / "keras_resnets.json"
 
 
-def build_request(images_or_paths, *, use_bytes, signature_name=None, image_size=None):
+def read_metadata(path):
+    """The export's metadata: `path` is the JSON file, a version folder, or a model folder
+    (then its highest version)."""
+    path = Path(path)
+    if path.is_dir() and not (path / METADATA_FILE).exists():
+        versions = sorted(
+            (int(p.name) for p in path.iterdir() if p.name.isdecimal() and p.is_dir()),
+        )
+        if versions:
+            path = path / str(versions[-1])
+    if path.is_dir():
+        path = path / METADATA_FILE
+    return json.loads(path.read_text())
+
+
+def choose_input(inputs, *, use_bytes):
+    """The `{signature, name, dtype, ...}` entry of `inputs` that takes encoded files
+    (`use_bytes`) or float32 pixels."""
+    dtype = "string" if use_bytes else "float32"
+    for entry in inputs:
+        if entry["dtype"] == dtype:
+            return entry
+    raise ValueError(
+        f"The export has no signature taking {dtype} inputs. Its inputs: "
+        f"{[(e['signature'], e['name'], e['dtype']) for e in inputs]}"
+    )
+
+
+def build_request(
+    images_or_paths, *, use_bytes, signature_name=None, image_size=None, metadata=None
+):
     """Build the JSON body of a TF Serving REST `:predict` request, in the "instances" form.
 
     Args:
@@ -35,7 +78,10 @@ def build_request(images_or_paths, *, use_bytes, signature_name=None, image_size
             `serving_default` (False).
         signature_name: overrides the signature chosen by `use_bytes`.
         image_size: `(height, width)` or an int: resize pixels before sending them. Defaults
-            to `None` (send as they are). Ignored with `use_bytes`, where the server resizes.
+            to `None` (send as they are, or, with `metadata`, resize image files to the
+            model's size). Ignored with `use_bytes`, where the server resizes.
+        metadata: the export's metadata (`read_metadata`), whose `inputs` name the
+            signatures. Defaults to `None`: `DEFAULT_INPUTS`.
 
     Returns:
         A dict: `{"signature_name": ..., "instances": [{"images": [[[r, g, b], ...]]}, ...]}`
@@ -50,7 +96,13 @@ def build_request(images_or_paths, *, use_bytes, signature_name=None, image_size
     images_or_paths = list(images_or_paths)  # a 4-D pixel array becomes a list of images
     if not images_or_paths:
         raise ValueError("`images_or_paths` must name at least one image. Received: []")
-    input_name = INPUT_NAMES[bool(use_bytes)]
+    entry = choose_input(
+        metadata["inputs"] if metadata else DEFAULT_INPUTS, use_bytes=bool(use_bytes)
+    )
+    if metadata and image_size is None and not use_bytes:
+        height, width = entry["shape"][1:3]
+        paths = all(isinstance(item, (str, Path, bytes)) for item in images_or_paths)
+        image_size = (height, width) if paths and None not in (height, width) else None
     if use_bytes:
         values = [
             {"b64": base64.b64encode(_encoded(item)).decode("ascii")} for item in images_or_paths
@@ -64,8 +116,8 @@ def build_request(images_or_paths, *, use_bytes, signature_name=None, image_size
                 f"image_size (--size) or use_bytes (--bytes). Received sizes: {sorted(sizes)}"
             )
     return {
-        "signature_name": signature_name or SIGNATURES[bool(use_bytes)],
-        "instances": [{input_name: value} for value in values],
+        "signature_name": signature_name or entry["signature"],
+        "instances": [{entry["name"]: value} for value in values],
     }
 
 
@@ -178,6 +230,11 @@ def main(argv=None):
     )
     parser.add_argument("--signature", help="signature name (default: by --bytes)")
     parser.add_argument(
+        "--metadata",
+        help="the export's version folder (or its assets.extra/keras_resnets.json): "
+        "signature names and the model's input size from there",
+    )
+    parser.add_argument(
         "--print-request", action="store_true", help="print the JSON body and exit without posting"
     )
     args = parser.parse_args(argv)
@@ -186,8 +243,17 @@ def main(argv=None):
 
     size = None if args.size is None else tuple(args.size) * (2 if len(args.size) == 1 else 1)
     try:
+        metadata = read_metadata(args.metadata) if args.metadata else None
+    except (OSError, ValueError) as error:
+        print(f"error: cannot read the export's metadata {args.metadata}: {error}", file=sys.stderr)
+        return 2
+    try:
         body = build_request(
-            args.images, use_bytes=args.use_bytes, signature_name=args.signature, image_size=size
+            args.images,
+            use_bytes=args.use_bytes,
+            signature_name=args.signature,
+            image_size=size,
+            metadata=metadata,
         )
     except (OSError, ValueError) as error:  # a missing or unreadable image: one line
         message = (

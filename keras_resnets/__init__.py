@@ -27,6 +27,7 @@ _SUBMODULES = (
     "models",
     "recipes",
     "train",
+    "training",
     "weights",
 )
 _NAMES = {

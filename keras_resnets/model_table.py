@@ -2,8 +2,8 @@
 
 import inspect
 
+from keras_resnets.accounting import count_macs, count_params
 from keras_resnets.models import registry
-from keras_resnets.utils import count_macs, count_params
 
 
 def _configurations(name):

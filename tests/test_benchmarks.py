@@ -236,15 +236,36 @@ def test_cli_time_to_accuracy_and_report(tmp_path, capsys):
     assert cli.main(["time-to-accuracy", "--target", "0.6"]) == 2  # needs --run or --train
 
 
-def test_keras_resnets_cli_routes_to_the_harness(tmp_path):
+def test_the_package_cli_has_no_benchmark_command(tmp_path, capsys):
+    """The harness is outside the package: `keras-resnets benchmark` is an unknown command
+    (one `error:` line), and `python -m benchmarks` is the way in."""
     from keras_resnets import cli as package_cli
 
-    assert (
+    with pytest.raises(SystemExit) as raised:
         package_cli.main(
             ["benchmark", "time-to-accuracy", "--target", "0.5", "--run", str(_fake_run(tmp_path))]
         )
-        == 0
-    )
+    assert raised.value.code == 2
+    assert capsys.readouterr().err.startswith("error: argument command: invalid choice")
+
+
+def test_time_to_accuracy_trains_through_the_library_api(tmp_path, monkeypatch):
+    """`--train KEY=VALUE ...` are keras_resnets.training.train's arguments, JSON-parsed."""
+    from keras_resnets import training
+
+    seen = []
+    run = _fake_run(tmp_path)
+    monkeypatch.setattr(training, "run", lambda config: seen.append(config))
+    out = tmp_path / "docs"
+    argv = ["time-to-accuracy", "--target", "0.6", "--out", str(out), "--train"]
+    argv += [f"out={run}", "epochs=2", 'model_kwargs={"depth": 20}', "data=../shared/cifar10"]
+    assert cli.main(argv) == 0
+    (config,) = seen
+    assert (config.out, config.epochs, config.model_kwargs) == (str(run), 2, {"depth": 20})
+    assert config.data == "../shared/cifar10"
+    saved = json.loads((out / "benchmarks.json").read_text())
+    assert saved["groups"][0]["epoch"] == 2
+    assert saved["groups"][0]["train_kwargs"]["model_kwargs"] == {"depth": 20}
 
 
 def test_memory_efficient_dense_block_updates_bn_statistics_once():

@@ -359,10 +359,10 @@ def test_offline_without_data_fails_fast_and_leaves_nothing(tmp_path):
     code = """
 import argparse
 import sys
-from keras_resnets import cli
-cli._start_keras(argparse.Namespace(tf_logs=False))  # as the CLI starts, before the patch
+from keras_resnets import cli, commands
+commands._start_keras(argparse.Namespace(tf_logs=False))  # as the CLI starts, before the patch
 from keras_resnets import data
-data._network_reachable = lambda *args, **kwargs: False  # as on a machine with no network
+data.tfds._network_reachable = lambda *args, **kwargs: False  # as on a machine with no network
 sys.exit(cli.main(sys.argv[1:]))
 """
     start = time.perf_counter()
@@ -377,7 +377,7 @@ def test_a_failed_download_removes_the_folders_it_made(tmp_path, monkeypatch):
 
     pytest.importorskip("tensorflow_datasets")
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
-    monkeypatch.setattr(data, "_network_reachable", lambda *args, **kwargs: True)
+    monkeypatch.setattr(data.tfds, "_network_reachable", lambda *args, **kwargs: True)
 
     def no_network(builder):
         # As TFDS's download_and_prepare does before its first request fails.
@@ -385,7 +385,7 @@ def test_a_failed_download_removes_the_folders_it_made(tmp_path, monkeypatch):
         (tmp_path / "tfds" / "downloads" / "extracted").mkdir(parents=True)
         raise ConnectionError("network disabled by the test")
 
-    monkeypatch.setattr(data, "_tfds_download", no_network)
+    monkeypatch.setattr(data.tfds, "_tfds_download", no_network)
     with pytest.raises(data.DataSourceError, match="network disabled by the test"):
         data.load_arrays("tfds")
     assert not (tmp_path / "tfds").exists()

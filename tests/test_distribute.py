@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 
 from keras_resnets import cli, distribute, recipes
+from keras_resnets.training.distribute import cluster
 
 REPO = Path(__file__).resolve().parents[1]
 EPOCHS = 6
@@ -417,7 +418,7 @@ def test_jax_cluster_comes_from_tf_config(monkeypatch):
             }
         ),
     )
-    assert distribute._jax_cluster_from_env() == {
+    assert cluster.jax_cluster_from_env() == {
         "job_addresses": "host1:1234,host2:1234",
         "num_processes": 2,
         "process_id": 1,

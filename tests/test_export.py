@@ -373,6 +373,38 @@ def test_verify_describes_signatures(exported):
         export_module.verify(exported / "variables")
 
 
+def test_one_table_drives_the_signatures_and_the_metadata(exported):
+    table = export_module.signatures
+    info = export_module.verify(exported)
+    assert sorted(info["signatures"]) == sorted(table.SIGNATURES)
+    outputs = {**table.OUTPUTS, table.CLASS_NAMES_OUTPUT[0]: table.CLASS_NAMES_OUTPUT[1:]}
+    for name, signature in table.SIGNATURES.items():
+        saved = info["signatures"][name]
+        entry = signature.input_entry(32, 32)
+        assert saved["inputs"] == {
+            signature.input: {"dtype": entry["dtype"], "shape": entry["shape"]}
+        }
+        assert {k: v["dtype"] for k, v in saved["outputs"].items()} == {
+            k: dtype for k, (dtype, _) in outputs.items()
+        }
+    assert info["metadata"]["inputs"] == table.inputs(32, 32)
+    assert info["metadata"]["input"] == {**table.inputs(32, 32)[0], "pixel_range": [0, 255]}
+    assert info["metadata"]["outputs"] == table.outputs(10)
+
+
+def test_the_format_functions_and_the_old_names(tmp_path):
+    import keras_resnets
+
+    assert keras_resnets.export_saved_model is export_module.saved_model
+    assert export_module.export_saved_model is export_module.saved_model
+    path = export_module.saved_model(_stand_in_model(), tmp_path / "m", warmup=False)
+    assert export_module.verify(path)["format"] == "saved_model"
+    with pytest.raises(ValueError, match="is for format='litert'"):
+        export_module.onnx(_stand_in_model(), tmp_path / "o", quantize="int8")
+    with pytest.raises(ValueError, match="Received: quantize='int4'"):
+        export_module.litert(_stand_in_model(), tmp_path / "l", quantize="int4")
+
+
 FRESH_PROCESS = textwrap.dedent(
     """
     import json, sys
@@ -706,7 +738,7 @@ def test_warmup_requests_replay_as_tf_serving_does(exported):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     replayed = json.loads(result.stdout.strip().splitlines()[-1])
-    assert [r["signature"] for r in replayed] == list(export_module.saved_model.SIGNATURES)
+    assert [r["signature"] for r in replayed] == list(export_module.signatures.SIGNATURES)
     for r in replayed:
         assert r["shapes"] == {"class_names": [1], "classes": [1], "probabilities": [1, 10]}
     metadata = export_module.verify(exported)["metadata"]
@@ -896,6 +928,32 @@ def test_client_post_and_main_without_network(
     assert "HTTP 400" in capsys.readouterr().err
 
 
+def test_client_reads_the_signatures_from_the_export_metadata(
+    client, exported, cifar_pngs, tmp_path
+):
+    metadata = client.read_metadata(exported.parent)  # the model folder: its highest version
+    assert metadata == client.read_metadata(exported / "assets.extra" / "keras_resnets.json")
+    # The client's defaults are the export's table, as its metadata lists it.
+    assert list(client.DEFAULT_INPUTS) == [
+        {key: entry[key] for key in ("signature", "name", "dtype")} for entry in metadata["inputs"]
+    ]
+    big = tmp_path / "big.png"
+    Image.fromarray(_png_pixels(cifar_pngs[:1])[0].astype("uint8")).resize((64, 64)).save(big)
+    body = client.build_request([big], use_bytes=False, metadata=metadata)
+    assert body["signature_name"] == "serving_default"
+    assert np.asarray(body["instances"][0]["images"]).shape == (32, 32, 3)  # the model's size
+    renamed = {
+        **metadata,
+        "inputs": [{**e, "signature": f"my_{e['signature']}"} for e in metadata["inputs"]],
+    }
+    assert client.build_request([big], use_bytes=True, metadata=renamed)["signature_name"] == (
+        "my_serving_bytes"
+    )
+    no_bytes = {**metadata, "inputs": metadata["inputs"][:1]}
+    with pytest.raises(ValueError, match="no signature taking string inputs"):
+        client.build_request([big], use_bytes=True, metadata=no_bytes)
+
+
 def test_client_missing_image_and_no_pillow_warning(cifar_pngs, tmp_path):
     # A fresh process, with every DeprecationWarning an error (Pillow's `getdata` is one).
     files = _png_files(cifar_pngs[:1], tmp_path)
@@ -923,6 +981,12 @@ def test_client_missing_image_and_no_pillow_warning(cifar_pngs, tmp_path):
     assert done.returncode == 0 and done.stderr == "", done.stderr
     pixels = json.loads(done.stdout)["instances"][0]["images"]
     np.testing.assert_array_equal(np.asarray(pixels), _png_pixels(cifar_pngs[:1])[0])
+
+    done = client_main(files[0], "--metadata", str(tmp_path / "nowhere"))
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith(
+        f"error: cannot read the export's metadata {tmp_path / 'nowhere'}"
+    )
 
     done = client_main(files[0], tmp_path / "missing.png")
     assert done.returncode == 2 and done.stdout == ""

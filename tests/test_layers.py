@@ -11,6 +11,7 @@ import pytest
 from keras import ops
 from layer_test import run_layer_test
 
+from keras_resnets.accounting import sublayers
 from keras_resnets.layers import (
     BatchNormalization,
     Conv2D,
@@ -123,9 +124,7 @@ def bn_of(values, name, epsilon):
 
 def epsilon_of(layer):
     eps = {
-        sub.epsilon
-        for sub in layer._flatten_layers()
-        if isinstance(sub, keras.layers.BatchNormalization)
+        sub.epsilon for sub in sublayers(layer) if isinstance(sub, keras.layers.BatchNormalization)
     }
     assert len(eps) == 1
     return eps.pop()
@@ -1019,7 +1018,7 @@ def test_models_use_the_package_batch_norm():
     model = keras_resnets.build("cifar_resnet", depth=20)
     bns = [
         layer
-        for layer in model._flatten_layers(include_self=False)
+        for layer in sublayers(model, include_self=False)
         if isinstance(layer, keras.layers.BatchNormalization)
     ]
     assert bns and all(type(layer) is BatchNormalization for layer in bns)

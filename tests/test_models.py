@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 import keras_resnets
+from keras_resnets.accounting import count_macs, count_params, sublayers
 from keras_resnets.layers import DenseBlock, HighwayUnit, ResUnit
 from keras_resnets.models import get_builder
-from keras_resnets.utils import count_macs, count_params
 
 # Too slow to build for the default run; CI runs them with -m slow. (resnet152_v2 is as big
 # as resnet152; resnet101_v2 repeats resnet50_v2's units.)
@@ -250,7 +250,7 @@ def test_params_match_torchvision(name):
 def _conv_bias_sizes(model):
     return sum(
         int(np.prod(layer.bias.shape))
-        for layer in model._flatten_layers()
+        for layer in sublayers(model)
         if isinstance(layer, keras.layers.Conv2D) and layer.use_bias
     )
 
@@ -314,7 +314,7 @@ PREACT_PAPER = {110: 1.7, 164: 1.7, 1001: 10.2}
 def _conv_dense_params(model):
     return sum(
         int(np.prod(w.shape))
-        for layer in model._flatten_layers(include_self=False, recursive=True)
+        for layer in sublayers(model, include_self=False)
         if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))
         for w in layer.trainable_weights
     )
@@ -384,6 +384,96 @@ def test_cifar_densenet_params_match_huang_2017_table2(builder, depth, k, millio
     _assert_paper_millions(count_params(model), millions)
 
 
+# --------------------------------------------------------------------------------------
+# Depths outside the papers' tables: every depth of a family's formula builds
+# --------------------------------------------------------------------------------------
+
+
+def _cifar_resnet_params(depth):
+    """He et al. 2015's 6n+2 CIFAR ResNet with shortcut A, counted by hand: a 3x3 stem to 16
+    channels with BN; n basic units (two 3x3 convs, each with BN) per stage of widths 16,
+    32, 64; A adds no parameters; a 64-to-10 dense layer."""
+    n = (depth - 2) // 6
+
+    def unit(c_in, c_out):
+        return 9 * c_in * c_out + 9 * c_out * c_out + 2 * 2 * c_out
+
+    total = 3 * 3 * 3 * 16 + 2 * 16
+    for c_in, c_out in ((16, 16), (16, 32), (32, 64)):
+        total += unit(c_in, c_out) + (n - 1) * unit(c_out, c_out)
+    return total + 64 * 10 + 10
+
+
+def test_utils_is_the_old_name_of_accounting():
+    from keras_resnets import accounting, utils
+
+    assert utils.count_params is accounting.count_params
+    assert utils.count_macs is accounting.count_macs
+    assert utils._sublayers is accounting.sublayers
+
+
+def test_the_hand_count_matches_the_papers_resnet20():
+    # The formula above is checked on a paper depth before it judges the others.
+    assert _cifar_resnet_params(20) == count_params(_built("cifar_resnet", depth=20))
+
+
+@pytest.mark.parametrize("depth", [8, 14, 26])
+def test_cifar_resnet_builds_every_6n_plus_2(depth):
+    for name in ("cifar_resnet", "cifar_plain"):
+        model = _built(name, depth=depth)
+        assert len(_layers(model, ResUnit)) == 3 * (depth - 2) // 6
+        assert count_params(model) == _cifar_resnet_params(depth)
+        assert model.name == f"{name}{depth}"
+
+
+@pytest.mark.parametrize("depth", [11, 20])
+def test_cifar_preact_resnet_builds_every_9n_plus_2_as_bottlenecks(depth):
+    model = _built("cifar_preact_resnet", depth=depth)
+    units = _layers(model, ResUnit)
+    assert len(units) == 3 * (depth - 2) // 9
+    assert all(u.bottleneck and u.preactivation for u in units)
+    assert count_params(model) == _lua_preact_bottleneck_params(depth)
+
+
+@pytest.mark.parametrize(
+    "name, depth, layers_per_block",
+    [("cifar_densenet", 13, 3), ("cifar_densenet", 22, 6), ("cifar_densenet_bc", 16, 2)],
+)
+def test_cifar_densenet_builds_every_depth_of_its_formula(name, depth, layers_per_block):
+    model = _built(name, depth=depth)
+    assert [b.num_layers for b in _layers(model, DenseBlock)] == [layers_per_block] * 3
+    y = _predict(model, _images())
+    assert y.shape == (2, 10) and np.isfinite(y).all()
+
+
+def test_cifar_highway_builds_every_3n_plus_2():
+    model = _built("cifar_highway", depth=8)
+    assert len(_layers(model, HighwayUnit)) == 6
+
+
+@pytest.mark.parametrize(
+    "name, depth, formula, table",
+    [
+        ("cifar_resnet", 24, "6n+2", "20, 32, 44, 56, 110, 1202"),
+        ("cifar_plain", 2, "6n+2", "20, 32, 44, 56, 110, 1202"),
+        ("cifar_preact_resnet", 24, "9n+2", "110, 164, 1001"),
+        ("cifar_densenet", 41, "3n+4", "40, 100"),
+        ("cifar_densenet_bc", 101, "6n+4", "100, 190, 250"),
+        ("cifar_highway", 24, "3n+2", "11, 20, 32, 47, 92"),
+        ("cifar_resnet", True, "6n+2", "20, 32"),
+        ("cifar_resnet", "20", "6n+2", "20, 32"),
+    ],
+)
+def test_an_impossible_depth_names_the_formula_and_the_table(name, depth, formula, table):
+    with pytest.raises(ValueError) as excinfo:
+        keras_resnets.build(name, depth=depth)
+    message = str(excinfo.value)
+    assert message.startswith(f"{name} defines depth {formula}, n >= 1 ")
+    assert table in message
+    assert message.endswith(f"Received: depth={depth!r}")
+    _raised_here(excinfo)
+
+
 def test_resnet34_shortcut_options_he_2015_table3():
     """Option A adds no parameters; B adds projections where shapes change; C everywhere."""
     plain = count_params(_small("plain34"))
@@ -436,7 +526,7 @@ def test_densenet121_macs_match_torchvision():
 @pytest.mark.parametrize("name, kwargs", [("cifar_resnet", {"depth": 20}), ("highway", {})])
 def test_mixed_precision(mixed_float16, name, kwargs):
     model = keras_resnets.build(name, **kwargs)
-    convs = [lyr for lyr in model._flatten_layers() if isinstance(lyr, keras.layers.Conv2D)]
+    convs = [lyr for lyr in sublayers(model) if isinstance(lyr, keras.layers.Conv2D)]
     assert convs
     for conv in convs:
         assert conv.compute_dtype == "float16", conv.name

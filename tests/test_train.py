@@ -262,3 +262,44 @@ def test_cpu_amx_detection_reads_the_cpu_flags():
         "amx_bf16" in flags or "avx512_bf16" in flags
     )
     assert machine.cpu_has_native_bf16("jax") == ("amx_bf16" in flags)
+
+
+def test_train_takes_exactly_the_train_config_fields():
+    """train()'s signature and TrainConfig's fields are the same names with the same defaults:
+    the CLI fills the one, Python callers the other."""
+    import dataclasses
+    import inspect
+
+    from keras_resnets.training import TrainConfig
+
+    parameters = inspect.signature(train).parameters
+    fields = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name != "_"}
+    assert {name: p.default for name, p in parameters.items()} == fields
+    assert list(parameters) == list(fields)
+    with pytest.raises(TypeError):
+        TrainConfig("cifar_resnet", 20)  # everything past `model` is keyword-only
+
+
+def test_the_former_module_names_are_aliases():
+    from keras_resnets import distribute, training
+    from keras_resnets import train as train_module
+
+    assert train_module.train is training.train is training.trainer.train
+    assert train_module.TrainConfig is training.TrainConfig
+    assert recipes.Recipe is training.recipes.Recipe
+    assert recipes.scale_learning_rate is training.recipes.scale_learning_rate
+    assert distribute.resolve is training.distribute.resolve
+    assert distribute.scale_learning_rate is training.recipes.scale_learning_rate
+    assert keras_resnets.training is training
+
+
+def test_the_cli_fills_the_train_config():
+    from keras_resnets import cli, commands
+
+    args = cli._parser().parse_args(
+        ["train", "--depth", "56", "--epochs", "3", "--jit-compile", "off", "--pipeline", "numpy"]
+    )
+    config = commands._train_config(args, {"depth": 56})
+    assert (config.model, config.model_kwargs, config.epochs) == ("cifar_resnet", {"depth": 56}, 3)
+    assert (config.jit_compile, config.engine, config.out) == (False, "numpy", "runs/run")
+    assert cli._parser().parse_args(["train"]).jit_compile == "auto"

@@ -11,18 +11,24 @@ and the outputs `probabilities` (float32 `[batch, classes]`) and `classes` (int6
 | `onnx` | `model.onnx` | ONNX Runtime | `images` float32 |
 | `litert` | `model.tflite` (`quantize="int8"`: int8 weights) | `ai_edge_litert` | `images` float32 |
 
+The names: `export(model, path, format=...)` writes any format, and `saved_model`, `onnx`
+and `litert` are it with the format fixed; `verify(path)` reads an export back.
+`keras_resnets.export_saved_model` is `saved_model` (the package's top-level name for it,
+where `keras_resnets.export` is this package). The signatures are one table,
+`keras_resnets.export.signatures`; each format's writer is a private module.
+
 >>> from keras_resnets.export import export, verify
 >>> path = export(model, "saved_models/cifar_resnet20")  # saved_models/cifar_resnet20/1
 >>> verify(path)["signatures"]["serving_bytes"]["inputs"]
 >>> export(model, "saved_models/cifar_resnet20_onnx", format="onnx")
 """  # noqa: E501
 
-from keras_resnets.export import _common, litert, onnx, saved_model
+from keras_resnets.export import _common, _litert, _onnx, _saved_model, signatures
 from keras_resnets.export._common import METADATA_PATH, MissingExtraError, float32_copy
-from keras_resnets.export.saved_model import SERVING_BYTES, SERVING_DEFAULT, SERVING_UINT8
+from keras_resnets.export.signatures import SERVING_BYTES, SERVING_DEFAULT, SERVING_UINT8
 
 FORMATS = ("saved_model", "onnx", "litert")
-_WRITERS = {"saved_model": saved_model, "onnx": onnx, "litert": litert}
+_WRITERS = {"saved_model": _saved_model, "onnx": _onnx, "litert": _litert}
 
 
 def export(
@@ -84,7 +90,7 @@ def export(
     """
     if format not in FORMATS:
         raise ValueError(f"`format` must be one of {FORMATS}. Received: format={format!r}")
-    if quantize not in litert.QUANTIZATIONS:
+    if quantize not in _litert.QUANTIZATIONS:
         raise ValueError(f"`quantize` must be None or 'int8'. Received: quantize={quantize!r}")
     if quantize is not None and format != "litert":
         raise ValueError(
@@ -97,7 +103,7 @@ def export(
         {"saved_model": "SavedModel", "onnx": "ONNX", "litert": "LiteRT"}[format] + " export"
     )
     if format == "onnx":  # fail before any work, with the one line that fixes it
-        _common.require("tf2onnx", purpose=onnx.PURPOSE)
+        _common.require("tf2onnx", purpose=_onnx.PURPOSE)
     contract = _common.contract_for(model, image_size=image_size, class_names=class_names)
     if dtype == "float32":
         model = float32_copy(model)
@@ -113,12 +119,24 @@ def export(
     )
 
 
-def export_saved_model(model, path, **kwargs):
-    """`export(model, path, format="saved_model", ...)`.
-
-    The package exposes it as `keras_resnets.export_saved_model`, where `keras_resnets.export`
-    is this package, not the function."""
+def saved_model(model, path, **kwargs):
+    """`export(model, path, format="saved_model", ...)`: a SavedModel for TF Serving."""
     return export(model, path, format="saved_model", **kwargs)
+
+
+def onnx(model, path, **kwargs):
+    """`export(model, path, format="onnx", ...)`: `model.onnx` for ONNX Runtime."""
+    return export(model, path, format="onnx", **kwargs)
+
+
+def litert(model, path, **kwargs):
+    """`export(model, path, format="litert", ...)`: `model.tflite` for LiteRT."""
+    return export(model, path, format="litert", **kwargs)
+
+
+# The package's top-level name for `saved_model` (`keras_resnets.export_saved_model`), kept
+# as an alias.
+export_saved_model = saved_model
 
 
 def verify(path):
@@ -146,7 +164,7 @@ def verify(path):
         "metadata": _common.read_metadata(version_dir),
     }
     if fmt == "onnx":
-        described = onnx.describe(version_dir)
+        described = _onnx.describe(version_dir)
         info["signatures"] = {
             SERVING_DEFAULT: {"inputs": described["inputs"], "outputs": described["outputs"]}
         }
@@ -166,5 +184,9 @@ __all__ = [
     "export",
     "export_saved_model",
     "float32_copy",
+    "litert",
+    "onnx",
+    "saved_model",
+    "signatures",
     "verify",
 ]

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import keras
 
+from keras_resnets.accounting import sublayers
+from keras_resnets.export import signatures
+
 # TF Serving's folder for extra files (it reads `tf_serving_warmup_requests` from it and
 # ignores everything else). Every format keeps its metadata at the same place, so `verify`
 # and the tools read one path whatever the format.
@@ -83,7 +86,7 @@ def float32_copy(model):
     model's config with every layer's policy set to float32; mixed policies keep variables in
     float32, so the weights carry over exactly.
     """
-    policies = {layer.dtype_policy.name for layer in model._flatten_layers(include_self=False)}
+    policies = {layer.dtype_policy.name for layer in sublayers(model, include_self=False)}
     if policies <= {"float32"}:
         return model
 
@@ -147,10 +150,7 @@ def write_metadata(version_dir, *, model, version, contract, fmt, inputs, extra=
         # input (a SavedModel has one per signature).
         "input": {**inputs[0], "pixel_range": [0, 255]},
         "inputs": inputs,
-        "outputs": {
-            "probabilities": ["float32", [None, contract.num_classes]],
-            "classes": ["int64", [None]],
-        },
+        "outputs": signatures.outputs(contract.num_classes),
         "pixel_range": [0, 255],
         "num_classes": contract.num_classes,
         "class_names": None if contract.class_names is None else list(contract.class_names),

@@ -3,6 +3,8 @@ out, as one functional Keras model that Keras's and tf2onnx's converters take as
 
 import keras
 
+from keras_resnets.export.signatures import DEFAULT
+
 
 class ArgMax(keras.layers.Layer):
     """`classes`: int64 argmax over the last axis, with `tf.argmax`.
@@ -21,10 +23,12 @@ class ArgMax(keras.layers.Layer):
 
 
 def serving_model(model, contract):
-    """`model` wrapped: `images` float32 `[batch, H, W, 3]` -> `{"probabilities", "classes"}`."""
+    """`model` wrapped: the default signature's input (`images` float32 `[batch, H, W, 3]`)
+    -> `{"probabilities", "classes"}`."""
     import numpy as np
 
-    images = keras.Input((contract.height, contract.width, 3), name="images", dtype="float32")
+    shape = DEFAULT.input_entry(contract.height, contract.width)["shape"]
+    images = keras.Input(tuple(shape[1:]), name=DEFAULT.input, dtype=DEFAULT.dtype)
     x = (
         keras.ops.cast(images, model.inputs[0].dtype)
         if model.inputs[0].dtype != "float32"
@@ -45,8 +49,5 @@ def serving_model(model, contract):
 
 
 def input_entry(contract):
-    return {
-        "name": "images",
-        "dtype": "float32",
-        "shape": [None, contract.height, contract.width, 3],
-    }
+    """The metadata's entry for the one input of ONNX and LiteRT: the default signature's."""
+    return DEFAULT.input_entry(contract.height, contract.width)

@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_resnets import ops as kr_ops
+from keras_resnets.layers import _fused_batch_norm
 
 
 @keras.saving.register_keras_serializable(package="keras_resnets")
@@ -14,9 +14,9 @@ class BatchNormalization(keras.layers.BatchNormalization):
     but TensorFlow's graph runtime runs them one by one: about ten elementwise and reduction
     ops forward and as many backward, each a full pass over the activations. TensorFlow's
     `FusedBatchNormV3` (oneDNN's kernel on CPU, cuDNN's on GPU) does the same computation in
-    one pass each way. On a 2-core Sapphire Rapids CPU it trains CIFAR ResNet-20 1.4x faster
-    in float32 and 2.2x faster under `mixed_bfloat16`, where Keras's float32 upcast and the
-    separate ops otherwise cancel AMX's gain (benchmarks/README.md).
+    one pass each way, so a ResNet trains markedly faster, in float32 and more so under
+    `mixed_bfloat16`, where Keras's float32 upcast and the separate ops otherwise cancel
+    AMX's gain (the figures, and how they were measured: docs/benchmarks.md).
 
     Same arguments, variables, statistics and results as Keras's layer (the tests compare the
     two): the batch statistics and the normalisation are computed in float32, the moving
@@ -35,7 +35,7 @@ class BatchNormalization(keras.layers.BatchNormalization):
             and not getattr(self, "synchronized", False)
             and len(inputs.shape) == 4
             and self.axis % 4 in (1, 3)
-            and kr_ops.has_fused_batch_norm(inputs.dtype)
+            and _fused_batch_norm.has_fused_batch_norm(inputs.dtype)
         )
 
     def update_moving_statistics(self, mean, variance):
@@ -48,7 +48,7 @@ class BatchNormalization(keras.layers.BatchNormalization):
     def call(self, inputs, training=None, mask=None):
         if not (training and self.trainable and mask is None and self._fusable(inputs)):
             return super().call(inputs, training=training, mask=mask)
-        outputs, mean, variance = kr_ops.fused_batch_norm_training(
+        outputs, mean, variance = _fused_batch_norm.fused_batch_norm_training(
             inputs,
             self.gamma if self.scale else None,
             self.beta if self.center else None,

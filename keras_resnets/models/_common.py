@@ -1,4 +1,8 @@
-"""Pieces every builder shares: argument checks, the input and preprocessing, the head."""
+"""Pieces every builder shares: the keras.applications keyword block (checked once, around a
+backbone, by `classifier_model`), depth checks, and the stem and transition convolutions."""
+
+import dataclasses
+from typing import Callable, Optional
 
 import keras
 from keras import layers
@@ -15,9 +19,43 @@ from keras_resnets.models.registry import (  # noqa: F401 (the builders' names f
 POOLINGS = (None, "avg", "max")
 
 
+@dataclasses.dataclass(frozen=True)
+class DepthFormula:
+    """The depths a family defines: `step * n + offset` for n >= 1 units per stage, and the
+    papers' depths (the documented table, which wins where it says otherwise).
+
+    Researchers try depths the papers never trained (a 6n+2 ResNet-8 for a quick run), so
+    a family accepts every depth its formula defines; the papers' stay the registry's
+    `depths=` and the model table's rows.
+    """
+
+    family: str
+    step: int
+    offset: int
+    papers: tuple
+    unit: str = "units per stage"  # what n counts, for the message
+    note: str = ""  # any depth the table defines otherwise, for the message
+
+    def units(self, depth):
+        """n, the units per stage of `depth`; a ValueError naming the valid depths else."""
+        if (
+            not isinstance(depth, bool)
+            and isinstance(depth, int)
+            and depth > self.offset
+            and (depth - self.offset) % self.step == 0
+        ):
+            return (depth - self.offset) // self.step
+        first = ", ".join(str(self.step * n + self.offset) for n in (1, 2, 3))
+        raise ValueError(
+            f"{self.family} defines depth {self.step}n+{self.offset}, n >= 1 {self.unit} "
+            f"({first}, ...){self.note}; the model table's: "
+            f"{', '.join(str(d) for d in sorted(self.papers))}. Received: depth={depth!r}"
+        )
+
+
 def check_depth(family, depth, valid):
     """Raise a ValueError naming the valid depths unless `depth` is one of them."""
-    if depth not in valid:
+    if isinstance(depth, bool) or depth not in valid:
         raise ValueError(
             f"{family} does not define depth {depth!r}. Valid depths: "
             f"{', '.join(str(d) for d in sorted(valid))}. Received: depth={depth!r}"
@@ -63,6 +101,93 @@ def check_input_shape(model_name, input_shape, *, downsampling, max_size=None):
                 f"{model_name}'s head needs height and width of at most {max_size}. "
                 f"Received: input_shape={tuple(input_shape)}"
             )
+
+
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+    """What a family module says about a network besides its backbone function.
+
+    Attributes:
+        name: the model's name (the builder resolves its default, e.g. "resnet50").
+        dataset: a registry dataset ("cifar10", "imagenet"): the default input shape, the
+            default number of classes and the preprocessing statistics.
+        downsampling: the backbone's total stride; height and width must be at least it.
+        top: `top(x, classes, classifier_activation) -> outputs`, a classifier of the
+            network's own in place of global average pooling and `predictions` (the
+            article's conv head). Defaults to None.
+        top_max_size: with `top` and `include_top=True`, the largest height and width it
+            takes (a head that flattens a fixed final size). Defaults to None.
+    """
+
+    name: str
+    dataset: str
+    downsampling: int
+    top: Optional[Callable] = None
+    top_max_size: Optional[int] = None
+
+
+def classifier_model(
+    backbone,
+    architecture,
+    /,
+    *,
+    input_shape=None,
+    classes=None,
+    include_top=True,
+    pooling=None,
+    classifier_activation="softmax",
+    include_preprocessing=True,
+):
+    """`keras.Model`: images -> preprocessing -> `backbone` -> pooling and classifier.
+
+    The keras.applications keywords, checked here once for every family, before anything
+    is built.
+
+    Args:
+        backbone: `backbone(x) -> features`, the family's architecture on a [batch, height,
+            width, channels] tensor of preprocessed images.
+        architecture: an `Architecture`: name, dataset, downsampling, and any head of its own.
+        input_shape: Defaults to the dataset's ((32, 32, 3), (224, 224, 3)); height and width
+            must be at least the downsampling.
+        classes: positive int, the classifier's width. Defaults to the dataset's (10, 1000).
+        include_top: bool, end in the classifier (else in the features, or their `pooling`).
+            Defaults to True.
+        pooling: None, "avg" or "max": the pooling of the features without the top.
+            Defaults to None.
+        classifier_activation: the classifier's activation. Defaults to "softmax".
+        include_preprocessing: bool, or a `(mean, std)` pair, see `model_input`.
+            Defaults to True: normalise raw [0, 255] pixels with the dataset's statistics.
+    """
+    # The registry's datasets: a builder declares which, not the numbers.
+    from keras_resnets.models.registry import DATASETS
+
+    default_shape, default_classes, mean, std = DATASETS[architecture.dataset]
+    classes = default_classes if classes is None else classes
+    check_choice("pooling", pooling, POOLINGS)
+    if include_top:
+        check_classes(classes)
+    input_shape = tuple(input_shape or default_shape)
+    check_input_shape(
+        architecture.name,
+        input_shape,
+        downsampling=architecture.downsampling,
+        max_size=architecture.top_max_size if include_top else None,
+    )
+    inputs, x = model_input(
+        input_shape, include_preprocessing=include_preprocessing, mean=mean, std=std
+    )
+    x = backbone(x)
+    if include_top and architecture.top is not None:
+        outputs = architecture.top(x, classes, classifier_activation)
+    else:
+        outputs = head(
+            x,
+            include_top=include_top,
+            pooling=pooling,
+            classes=classes,
+            classifier_activation=classifier_activation,
+        )
+    return keras.Model(inputs, outputs, name=architecture.name)
 
 
 def model_input(input_shape, *, include_preprocessing, mean, std):

@@ -17,11 +17,11 @@ depth/5 units, each followed by a stride-2 conv3x3 (64 filters, BN-ReLU); a conv
   block is `DenseBlock`'s default and the `cifar_densenet` models.
 """
 
-import keras
 from keras import layers
 
 from keras_resnets.layers import DenseBlock, HighwayUnit, ResUnit
 from keras_resnets.models import _common
+from keras_resnets.models._common import classifier_model
 from keras_resnets.models.registry import register
 
 UNITS = ("resnet", "highway", "densenet", "plain")
@@ -64,61 +64,49 @@ def _stage(x, unit, units, stage):
     return x
 
 
-def article_net(
-    unit,
-    depth=25,
-    *,
-    input_shape=None,
-    classes=10,
-    include_top=True,
-    pooling=None,
-    classifier_activation="softmax",
-    include_preprocessing=True,
-    name=None,
-):
+def article_net(unit, depth=25, *, name=None, **kwargs):
     """One of the article's CIFAR-10 networks (see the module docstring).
 
     Args:
         unit: "resnet", "highway", "densenet" or "plain".
         depth: the number of units, a multiple of 5. Defaults to 25.
-        input_shape: Defaults to (32, 32, 3). The head flattens the 1x1 map that five
-            stride-2 convolutions leave of a 32x32 image, so sizes above 32 are refused.
-        classes, include_top, pooling, classifier_activation: as in keras.applications.
-        include_preprocessing: bool, normalise raw pixels with CIFAR-10 statistics inside.
         name: Defaults to e.g. "article_highway25".
+        **kwargs: the keras.applications keywords (`_common.classifier_model`):
+            `input_shape` (defaults to (32, 32, 3); the head flattens the 1x1 map that five
+            stride-2 convolutions leave of a 32x32 image, so with the top, sizes above 32
+            are refused), `classes` (10), `include_top`, `pooling`,
+            `classifier_activation`, and `include_preprocessing` (True: normalise raw
+            pixels with CIFAR-10 statistics).
 
     Example:
     >>> model = keras_resnets.build("highway", depth=25)
     """
     _common.check_choice("unit", unit, UNITS)
     _check_depth(depth)
-    _common.check_choice("pooling", pooling, _common.POOLINGS)
-    if include_top:
-        _common.check_classes(classes)
-    input_shape = tuple(input_shape or (32, 32, 3))
-    name = name or f"article_{unit}{depth}"
-    _common.check_input_shape(
-        name, input_shape, downsampling=2**STAGES, max_size=2**STAGES if include_top else None
-    )
-    inputs, x = _common.model_input(
-        input_shape,
-        include_preprocessing=include_preprocessing,
-        mean=_common.CIFAR10_MEAN,
-        std=_common.CIFAR10_STD,
-    )
-    x = _common.conv_bn_relu(x, WIDTH, 3, name="stem", padding="same")
-    for stage in range(1, STAGES + 1):
-        x = _stage(x, unit, depth // STAGES, stage)
-        x = _common.conv_bn_relu(x, WIDTH, 3, strides=2, name=f"stage{stage}_down", padding="same")
-    if include_top:
+
+    def backbone(x):
+        x = _common.conv_bn_relu(x, WIDTH, 3, name="stem", padding="same")
+        for stage in range(1, STAGES + 1):
+            x = _stage(x, unit, depth // STAGES, stage)
+            x = _common.conv_bn_relu(
+                x, WIDTH, 3, strides=2, name=f"stage{stage}_down", padding="same"
+            )
+        return x
+
+    def top(x, classes, classifier_activation):
+        # The article's head: a conv to `classes` with BN, flattened, then the softmax.
         x = _common.conv_bn_relu(x, classes, 3, name="top", relu=False, padding="same")
         x = layers.Flatten(name="flatten")(x)
-        outputs = layers.Activation(classifier_activation, dtype="float32", name="predictions")(x)
-    else:
-        outputs = _common.head(
-            x, include_top=False, pooling=pooling, classes=classes, classifier_activation=None
-        )
-    return keras.Model(inputs, outputs, name=name)
+        return layers.Activation(classifier_activation, dtype="float32", name="predictions")(x)
+
+    architecture = _common.Architecture(
+        name or f"article_{unit}{depth}",
+        "cifar10",
+        downsampling=2**STAGES,
+        top=top,
+        top_max_size=2**STAGES,
+    )
+    return classifier_model(backbone, architecture, **kwargs)
 
 
 def _variant(unit):

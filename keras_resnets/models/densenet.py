@@ -1,9 +1,10 @@
 """DenseNets (Huang et al. 2017): the ImageNet DenseNet-BC family and the CIFAR networks."""
 
-import keras
+import dataclasses
 
 from keras_resnets.layers import DenseBlock, TransitionLayer, _defaults
 from keras_resnets.models import _common
+from keras_resnets.models._common import classifier_model
 from keras_resnets.models.registry import Weights, register
 
 # Huang et al. 2017, Table 1: layers per dense block of the ImageNet DenseNet-BC (k=32).
@@ -15,8 +16,19 @@ IMAGENET_DEPTHS = {
 }
 # Huang et al. 2017, Table 2: the CIFAR configurations, depth -> the paper's growth rates.
 # Three dense blocks of (depth - 4) / 3 layers, or (depth - 4) / 6 bottlenecked layers.
+# Every such depth builds; the table holds the paper's.
 CIFAR_DEPTHS = {40: (12,), 100: (12, 24)}
 CIFAR_BC_DEPTHS = {100: (12,), 190: (40,), 250: (24,)}
+CIFAR_FORMULA = _common.DepthFormula(
+    "cifar_densenet", step=3, offset=4, papers=tuple(CIFAR_DEPTHS), unit="layers per block"
+)
+CIFAR_BC_FORMULA = _common.DepthFormula(
+    "cifar_densenet_bc",
+    step=6,
+    offset=4,
+    papers=tuple(CIFAR_BC_DEPTHS),
+    unit="bottleneck layers per block",
+)
 
 # Published ImageNet weights: torchvision's (ported from the authors' Torch models) and
 # keras.applications'. Both use ImageNet's mean and std ("torch" preprocessing).
@@ -86,13 +98,8 @@ def imagenet_densenet(
     growth_rate=32,
     dropout_rate=0.0,
     memory_efficient=False,
-    input_shape=None,
-    classes=1000,
-    include_top=True,
-    pooling=None,
-    classifier_activation="softmax",
-    include_preprocessing=True,
     name=None,
+    **kwargs,
 ):
     """The ImageNet DenseNet-BC (Huang et al. 2017, Table 1).
 
@@ -107,43 +114,32 @@ def imagenet_densenet(
         dropout_rate: float, dropout after each conv in the blocks. Defaults to 0.
         memory_efficient: bool, recompute concatenations in the backward pass (see
             `DenseBlock`). Defaults to False.
-        input_shape: Defaults to (224, 224, 3); height and width must be at least 32.
-        classes, include_top, pooling, classifier_activation: as in keras.applications.
-        include_preprocessing: bool, normalise raw pixels with ImageNet statistics inside.
         name: Defaults to e.g. "densenet121".
+        **kwargs: the keras.applications keywords (`_common.classifier_model`):
+            `input_shape` (defaults to (224, 224, 3); height and width at least 32),
+            `classes` (1000), `include_top`, `pooling`, `classifier_activation`, and
+            `include_preprocessing` (True: normalise raw pixels with ImageNet statistics).
 
     Example:
     >>> model = keras_resnets.build("densenet121")
     """
     _common.check_depth("ImageNet DenseNet", depth, IMAGENET_DEPTHS)
-    input_shape = tuple(input_shape or (224, 224, 3))
-    name = name or f"densenet{depth}"
-    _common.check_input_shape(name, input_shape, downsampling=32)
-    inputs, x = _common.model_input(
-        input_shape,
-        include_preprocessing=include_preprocessing,
-        mean=_common.IMAGENET_MEAN,
-        std=_common.IMAGENET_STD,
-    )
-    x = _common.conv_bn_relu(x, 2 * growth_rate, 7, strides=2, name="stem")
-    x = _common.stem_pool(x)
-    x = _dense_stages(
-        x,
-        block_sizes=IMAGENET_DEPTHS[depth],
-        growth_rate=growth_rate,
-        bottleneck=True,
-        compression=0.5,
-        dropout_rate=dropout_rate,
-        memory_efficient=memory_efficient,
-    )
-    outputs = _common.head(
-        x,
-        include_top=include_top,
-        pooling=pooling,
-        classes=classes,
-        classifier_activation=classifier_activation,
-    )
-    return keras.Model(inputs, outputs, name=name)
+
+    def backbone(x):
+        x = _common.conv_bn_relu(x, 2 * growth_rate, 7, strides=2, name="stem")
+        x = _common.stem_pool(x)
+        return _dense_stages(
+            x,
+            block_sizes=IMAGENET_DEPTHS[depth],
+            growth_rate=growth_rate,
+            bottleneck=True,
+            compression=0.5,
+            dropout_rate=dropout_rate,
+            memory_efficient=memory_efficient,
+        )
+
+    architecture = _common.Architecture(name or f"densenet{depth}", "imagenet", downsampling=32)
+    return classifier_model(backbone, architecture, **kwargs)
 
 
 @register(
@@ -160,13 +156,8 @@ def cifar_densenet(
     compression=1.0,
     dropout_rate=0.0,
     memory_efficient=False,
-    input_shape=None,
-    classes=10,
-    include_top=True,
-    pooling=None,
-    classifier_activation="softmax",
-    include_preprocessing=True,
     name=None,
+    **kwargs,
 ):
     """The CIFAR DenseNet (Huang et al. 2017, section 4.2 and Table 2).
 
@@ -175,54 +166,45 @@ def cifar_densenet(
     the classifier.
 
     Args:
-        depth: 40 or 100 (`CIFAR_DEPTHS`); with `bottleneck=True`, 100, 190 or 250
-            (`CIFAR_BC_DEPTHS`). Defaults to 40.
+        depth: 3n+4 (7, 10, 13, ...), n layers per block; the paper's are 40 and 100
+            (`CIFAR_DEPTHS`). With `bottleneck=True`, 6n+4 (10, 16, 22, ...), n bottleneck
+            layers per block; the paper's are 100, 190 and 250 (`CIFAR_BC_DEPTHS`).
+            Defaults to 40.
         growth_rate: int, k. Defaults to 12.
         bottleneck: bool, the "B" of DenseNet-BC. Defaults to False.
         compression: float, theta of the transitions; 0.5 is the "C". Defaults to 1.0.
         dropout_rate: float. Defaults to 0 (the paper uses 0.2 without augmentation).
         memory_efficient: bool, see `DenseBlock`. Defaults to False.
-        input_shape: Defaults to (32, 32, 3); height and width must be at least 4.
-        classes, include_top, pooling, classifier_activation: as in keras.applications.
-        include_preprocessing: bool, normalise raw pixels with CIFAR-10 statistics inside.
         name: Defaults to e.g. "cifar_densenet40_k12".
+        **kwargs: the keras.applications keywords (`_common.classifier_model`):
+            `input_shape` (defaults to (32, 32, 3); height and width at least 4),
+            `classes` (10), `include_top`, `pooling`, `classifier_activation`, and
+            `include_preprocessing` (True: normalise raw pixels with CIFAR-10 statistics).
 
     Example:
     >>> model = keras_resnets.build("cifar_densenet", depth=100, growth_rate=24)
     """
     bc = bottleneck and compression < 1
     family = "cifar_densenet_bc" if bc else "cifar_densenet"
-    table = CIFAR_BC_DEPTHS if bottleneck else CIFAR_DEPTHS
-    _common.check_depth(family, depth, table)
-    input_shape = tuple(input_shape or (32, 32, 3))
-    name = name or f"{family}{depth}_k{growth_rate}"
-    _common.check_input_shape(name, input_shape, downsampling=4)
-    layers_per_block = (depth - 4) // (6 if bottleneck else 3)
+    formula = CIFAR_BC_FORMULA if bottleneck else CIFAR_FORMULA
+    layers_per_block = dataclasses.replace(formula, family=family).units(depth)
 
-    inputs, x = _common.model_input(
-        input_shape,
-        include_preprocessing=include_preprocessing,
-        mean=_common.CIFAR10_MEAN,
-        std=_common.CIFAR10_STD,
+    def backbone(x):
+        x = _defaults.conv2d(2 * growth_rate if bc else 16, 3, name="stem_conv")(x)
+        return _dense_stages(
+            x,
+            block_sizes=(layers_per_block,) * 3,
+            growth_rate=growth_rate,
+            bottleneck=bottleneck,
+            compression=compression,
+            dropout_rate=dropout_rate,
+            memory_efficient=memory_efficient,
+        )
+
+    architecture = _common.Architecture(
+        name or f"{family}{depth}_k{growth_rate}", "cifar10", downsampling=4
     )
-    x = _defaults.conv2d(2 * growth_rate if bc else 16, 3, name="stem_conv")(x)
-    x = _dense_stages(
-        x,
-        block_sizes=(layers_per_block,) * 3,
-        growth_rate=growth_rate,
-        bottleneck=bottleneck,
-        compression=compression,
-        dropout_rate=dropout_rate,
-        memory_efficient=memory_efficient,
-    )
-    outputs = _common.head(
-        x,
-        include_top=include_top,
-        pooling=pooling,
-        classes=classes,
-        classifier_activation=classifier_activation,
-    )
-    return keras.Model(inputs, outputs, name=name)
+    return classifier_model(backbone, architecture, **kwargs)
 
 
 @register("cifar_densenet_bc", dataset="cifar10", depths=CIFAR_BC_DEPTHS)

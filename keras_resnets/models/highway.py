@@ -1,10 +1,10 @@
 """Convolutional highway networks for CIFAR-10 (Srivastava, Greff & Schmidhuber 2015)."""
 
-import keras
 from keras import layers
 
 from keras_resnets.layers import HighwayUnit
 from keras_resnets.models import _common
+from keras_resnets.models._common import classifier_model
 from keras_resnets.models.registry import register
 
 # Depth = 3n + 2 weighted layers on the main path: the stem, n highway units in each of three
@@ -12,6 +12,9 @@ from keras_resnets.models.registry import register
 # 11, 19 and 32 layers); widths 16, 32, 64 as in the CIFAR ResNets, for like-for-like comparison.
 DEPTHS = {depth: ((depth - 2) // 3,) * 3 for depth in (11, 20, 32, 47, 92)}
 WIDTHS = (16, 32, 64)
+FORMULA = _common.DepthFormula(
+    "cifar_highway", step=3, offset=2, papers=tuple(DEPTHS), unit="highway units per stage"
+)
 
 
 @register("cifar_highway", dataset="cifar10", depths=DEPTHS)
@@ -20,13 +23,8 @@ def cifar_highway(
     *,
     gate_bias_initializer=-2.0,
     use_batch_norm=True,
-    input_shape=None,
-    classes=10,
-    include_top=True,
-    pooling=None,
-    classifier_activation="softmax",
-    include_preprocessing=True,
     name=None,
+    **kwargs,
 ):
     """A convolutional highway network for CIFAR-10 (Srivastava et al. 2015, section 4.1).
 
@@ -42,44 +40,35 @@ def cifar_highway(
     recipes as the ResNets.
 
     Args:
-        depth: one of `DEPTHS` (11, 20, 32, 47, 92). Defaults to 32.
+        depth: 3n+2 (5, 8, 11, ...), n highway units per stage; the table's are `DEPTHS`
+            (11, 20, 32, 47, 92). Defaults to 32.
         gate_bias_initializer: float, the gates' initial bias. Defaults to -2.0 (the paper
             uses -1 to -3, deeper nets more negative).
         use_batch_norm: bool, BN in each unit's transform. Defaults to True.
-        input_shape: Defaults to (32, 32, 3); height and width must be at least 4.
-        classes, include_top, pooling, classifier_activation: as in keras.applications.
-        include_preprocessing: bool, normalise raw pixels with CIFAR-10 statistics inside.
         name: Defaults to e.g. "cifar_highway32".
+        **kwargs: the keras.applications keywords (`_common.classifier_model`):
+            `input_shape` (defaults to (32, 32, 3); height and width at least 4),
+            `classes` (10), `include_top`, `pooling`, `classifier_activation`, and
+            `include_preprocessing` (True: normalise raw pixels with CIFAR-10 statistics).
 
     Example:
     >>> model = keras_resnets.build("cifar_highway", depth=20)
     """
-    _common.check_depth("cifar_highway", depth, DEPTHS)
-    input_shape = tuple(input_shape or (32, 32, 3))
-    name = name or f"cifar_highway{depth}"
-    _common.check_input_shape(name, input_shape, downsampling=4)
-    inputs, x = _common.model_input(
-        input_shape,
-        include_preprocessing=include_preprocessing,
-        mean=_common.CIFAR10_MEAN,
-        std=_common.CIFAR10_STD,
-    )
-    x = _common.conv_bn_relu(x, WIDTHS[0], 3, name="stem")
-    for s, (units, width) in enumerate(zip(DEPTHS[depth], WIDTHS), start=1):
-        if s > 1:
-            x = _common.conv_bn_relu(x, width, 1, name=f"stage{s}_widen")
-            x = layers.MaxPooling2D(2, name=f"stage{s}_pool")(x)
-        for u in range(1, units + 1):
-            x = HighwayUnit(
-                gate_bias_initializer=gate_bias_initializer,
-                use_batch_norm=use_batch_norm,
-                name=f"stage{s}_unit{u}",
-            )(x)
-    outputs = _common.head(
-        x,
-        include_top=include_top,
-        pooling=pooling,
-        classes=classes,
-        classifier_activation=classifier_activation,
-    )
-    return keras.Model(inputs, outputs, name=name)
+    units = FORMULA.units(depth)
+
+    def backbone(x):
+        x = _common.conv_bn_relu(x, WIDTHS[0], 3, name="stem")
+        for s, width in enumerate(WIDTHS, start=1):
+            if s > 1:
+                x = _common.conv_bn_relu(x, width, 1, name=f"stage{s}_widen")
+                x = layers.MaxPooling2D(2, name=f"stage{s}_pool")(x)
+            for u in range(1, units + 1):
+                x = HighwayUnit(
+                    gate_bias_initializer=gate_bias_initializer,
+                    use_batch_norm=use_batch_norm,
+                    name=f"stage{s}_unit{u}",
+                )(x)
+        return x
+
+    architecture = _common.Architecture(name or f"cifar_highway{depth}", "cifar10", downsampling=4)
+    return classifier_model(backbone, architecture, **kwargs)

@@ -11,20 +11,20 @@ import dataclasses
 import fnmatch
 from typing import Callable, Optional
 
-# Per-channel statistics for pixels scaled to [0, 1], RGB order.
-CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR10_STD = (0.2470, 0.2435, 0.2616)
-# ImageNet statistics as used by torchvision and keras.applications' "torch" mode.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-# Caffe's ResNets (keras.applications' "caffe" mode): the mean pixel subtracted, no scaling.
-CAFFE_MEAN = (123.68 / 255, 116.779 / 255, 103.939 / 255)
-CAFFE_STD = (1 / 255, 1 / 255, 1 / 255)
+from keras_resnets.data import datasets as _datasets
+from keras_resnets.data.datasets import (  # noqa: F401 (the dataset facts live in the data room)
+    CAFFE_MEAN,
+    CAFFE_STD,
+    CIFAR10_MEAN,
+    CIFAR10_STD,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+)
 
 DATASETS = {
-    # name: (input shape, classes, mean, std)
-    "cifar10": ((32, 32, 3), 10, CIFAR10_MEAN, CIFAR10_STD),
-    "imagenet": ((224, 224, 3), 1000, IMAGENET_MEAN, IMAGENET_STD),
+    # name: (input shape, classes, mean, std), from keras_resnets.data.datasets
+    name: (d.image_shape, d.num_classes, d.mean, d.std)
+    for name, d in _datasets.DATASETS.items()
 }
 
 

@@ -1,10 +1,11 @@
 """ResNets and plain nets: ImageNet v1 (He et al. 2015), pre-activation v2 (He et al. 2016),
 and the CIFAR-10 networks of both papers."""
 
-import keras
+import dataclasses
 
 from keras_resnets.layers import ResUnit, _defaults
 from keras_resnets.models import _common
+from keras_resnets.models._common import classifier_model
 from keras_resnets.models.registry import (
     CAFFE_MEAN,
     CAFFE_STD,
@@ -24,16 +25,42 @@ IMAGENET_DEPTHS = {
     200: ("bottleneck", (3, 24, 36, 3)),
 }
 IMAGENET_WIDTHS = (64, 128, 256, 512)
-# He et al. 2015, section 4.2: depth 6n+2, n basic units in each of three stages.
+# He et al. 2015, section 4.2: depth 6n+2, n basic units in each of three stages. The table
+# holds the paper's depths; every 6n+2 builds.
 CIFAR_DEPTHS = {depth: ("basic", ((depth - 2) // 6,) * 3) for depth in (20, 32, 44, 56, 110, 1202)}
 # He et al. 2016, Table 3 / section 4: pre-activation ResNet-110 (basic, 6n+2) and -164/-1001
-# (bottleneck, 9n+2).
+# (bottleneck, 9n+2). Depths outside the table build bottleneck nets of 9n+2.
 CIFAR_PREACT_DEPTHS = {
     110: ("basic", (18, 18, 18)),
     164: ("bottleneck", (18, 18, 18)),
     1001: ("bottleneck", (111, 111, 111)),
 }
 CIFAR_WIDTHS = (16, 32, 64)
+CIFAR_FORMULA = _common.DepthFormula(
+    "cifar_resnet", step=6, offset=2, papers=tuple(CIFAR_DEPTHS), unit="basic units per stage"
+)
+CIFAR_PREACT_FORMULA = _common.DepthFormula(
+    "cifar_preact_resnet",
+    step=9,
+    offset=2,
+    papers=tuple(CIFAR_PREACT_DEPTHS),
+    unit="bottleneck units per stage",
+    note=", and 110 (18 basic units per stage, the paper's)",
+)
+
+
+def cifar_stages(depth, *, preactivation=False, family=None):
+    """`(unit type, stage sizes)` of a CIFAR ResNet of `depth`: the papers' table where it
+    has the depth, else the formula (6n+2 basic units; 9n+2 bottleneck ones pre-activated)."""
+    table = CIFAR_PREACT_DEPTHS if preactivation else CIFAR_DEPTHS
+    if depth in table and not isinstance(depth, bool):
+        return table[depth]
+    formula = CIFAR_PREACT_FORMULA if preactivation else CIFAR_FORMULA
+    if family is not None:
+        formula = dataclasses.replace(formula, family=family)
+    units = formula.units(depth)
+    return ("bottleneck" if preactivation else "basic", (units,) * 3)
+
 
 # Published ImageNet weights (torchvision's `Weights.meta` and keras.applications'
 # WEIGHTS_HASHES). torchvision's are "v1.5" (the 3x3 strides), keras.applications' are
@@ -94,31 +121,70 @@ IMAGENET_WEIGHTS = {
 }
 
 
-def _stages(
-    x,
+@dataclasses.dataclass(frozen=True)
+class Stem:
+    """A ResNet's stem: a `filters` conv of `kernel_size`/`strides` (BN-ReLU after it in v1;
+    v2 leaves it un-normalised, the first unit's BN-ReLU following it, as in
+    keras.applications' ResNetV2), then the 3x3/2 max pooling if `pool`."""
+
+    filters: int
+    kernel_size: int
+    strides: int = 1
+    pool: bool = False
+
+    def __call__(self, x, *, preactivation):
+        if preactivation:
+            x = _defaults.conv2d(
+                self.filters, self.kernel_size, strides=self.strides, name="stem_conv"
+            )(x)
+        else:
+            x = _common.conv_bn_relu(
+                x, self.filters, self.kernel_size, strides=self.strides, name="stem"
+            )
+        return _common.stem_pool(x) if self.pool else x
+
+
+IMAGENET_STEM = Stem(64, 7, strides=2, pool=True)
+CIFAR_STEM = Stem(16, 3)
+
+
+def resnet(
     *,
     block,
     stage_sizes,
     widths,
     first_strides,
+    stem,
     preactivation,
     shortcut,
     zero_init_residual,
-    stride_in_1x1=None,
+    stride_in_1x1,
+    architecture,
+    **kwargs,
 ):
-    for s, (units, width) in enumerate(zip(stage_sizes, widths), start=1):
-        for u in range(1, units + 1):
-            x = ResUnit(
-                width,
-                strides=first_strides[s - 1] if u == 1 else 1,
-                bottleneck=block == "bottleneck",
-                stride_in_1x1=stride_in_1x1,
-                preactivation=preactivation,
-                shortcut=shortcut,
-                zero_init_residual=zero_init_residual,
-                name=f"stage{s}_unit{u}",
-            )(x)
-    return x
+    """The ResNet both families are: `stem`, stages of `ResUnit`s (stage s has
+    `stage_sizes[s]` units of `widths[s]`, its first with `first_strides[s]`), BN-ReLU after
+    the last unit in v2, and the keras.applications head (`_common.classifier_model`, which
+    takes `**kwargs`)."""
+    _common.check_choice("shortcut", shortcut, ("A", "B", "C", "none"))
+
+    def backbone(x):
+        x = stem(x, preactivation=preactivation)
+        for s, (units, width) in enumerate(zip(stage_sizes, widths), start=1):
+            for u in range(1, units + 1):
+                x = ResUnit(
+                    width,
+                    strides=first_strides[s - 1] if u == 1 else 1,
+                    bottleneck=block == "bottleneck",
+                    stride_in_1x1=stride_in_1x1,
+                    preactivation=preactivation,
+                    shortcut=shortcut,
+                    zero_init_residual=zero_init_residual,
+                    name=f"stage{s}_unit{u}",
+                )(x)
+        return _common.bn_relu(x, name="post") if preactivation else x
+
+    return classifier_model(backbone, architecture, **kwargs)
 
 
 def imagenet_resnet(
@@ -128,13 +194,8 @@ def imagenet_resnet(
     shortcut="B",
     zero_init_residual=False,
     stride_in_1x1=None,
-    input_shape=None,
-    classes=1000,
-    include_top=True,
-    pooling=None,
-    classifier_activation="softmax",
-    include_preprocessing=True,
     name=None,
+    **kwargs,
 ):
     """ImageNet ResNet v1 (He et al. 2015) or pre-activation v2 (He et al. 2016).
 
@@ -156,59 +217,35 @@ def imagenet_resnet(
         stride_in_1x1: bool or None, see `ResUnit`: True strides each bottleneck's first
             1x1 (v1, Caffe and keras.applications), False its 3x3 (torchvision's "v1.5").
             Defaults to None: True for v1, False for v2.
-        input_shape: Defaults to (224, 224, 3); height and width must be at least 32.
-        classes, include_top, pooling, classifier_activation: as in keras.applications.
-        include_preprocessing: bool, normalise raw [0, 255] pixels with ImageNet's channel
-            statistics inside the model. Defaults to True.
         name: model name. Defaults to e.g. "resnet50".
+        **kwargs: the keras.applications keywords (`_common.classifier_model`):
+            `input_shape` (defaults to (224, 224, 3); height and width at least 32),
+            `classes` (1000), `include_top`, `pooling`, `classifier_activation`, and
+            `include_preprocessing` (True: normalise raw [0, 255] pixels with ImageNet's
+            channel statistics inside the model).
 
     Example:
     >>> model = imagenet_resnet(50)
     >>> model = keras_resnets.build("resnet34", shortcut="A")
     """
     _common.check_depth("ImageNet ResNet", depth, IMAGENET_DEPTHS)
-    _common.check_choice("shortcut", shortcut, ("A", "B", "C", "none"))
-    input_shape = tuple(input_shape or (224, 224, 3))
     if name is None:
         prefix = "plain" if shortcut == "none" else "resnet"
         name = f"{prefix}{depth}" + ("_v2" if preactivation else "")
-    _common.check_input_shape(name, input_shape, downsampling=32)
     block, stage_sizes = IMAGENET_DEPTHS[depth]
-
-    inputs, x = _common.model_input(
-        input_shape,
-        include_preprocessing=include_preprocessing,
-        mean=_common.IMAGENET_MEAN,
-        std=_common.IMAGENET_STD,
-    )
-    # v2 leaves the stem's conv un-normalised: the first unit's BN-ReLU follows it, as in
-    # keras.applications' ResNetV2.
-    if preactivation:
-        x = _defaults.conv2d(64, 7, strides=2, name="stem_conv")(x)
-    else:
-        x = _common.conv_bn_relu(x, 64, 7, strides=2, name="stem")
-    x = _common.stem_pool(x)
-    x = _stages(
-        x,
+    return resnet(
         block=block,
         stage_sizes=stage_sizes,
         widths=IMAGENET_WIDTHS,
         first_strides=(1, 2, 2, 2),
+        stem=IMAGENET_STEM,
         preactivation=preactivation,
         shortcut=shortcut,
         zero_init_residual=zero_init_residual,
         stride_in_1x1=stride_in_1x1,
+        architecture=_common.Architecture(name, "imagenet", downsampling=32),
+        **kwargs,
     )
-    if preactivation:
-        x = _common.bn_relu(x, name="post")
-    outputs = _common.head(
-        x,
-        include_top=include_top,
-        pooling=pooling,
-        classes=classes,
-        classifier_activation=classifier_activation,
-    )
-    return keras.Model(inputs, outputs, name=name)
 
 
 def cifar_resnet_family(
@@ -217,13 +254,8 @@ def cifar_resnet_family(
     preactivation=False,
     shortcut="A",
     zero_init_residual=False,
-    input_shape=None,
-    classes=10,
-    include_top=True,
-    pooling=None,
-    classifier_activation="softmax",
-    include_preprocessing=True,
     name=None,
+    **kwargs,
 ):
     """The CIFAR-10 ResNets: He et al. 2015 section 4.2 (v1) and He et al. 2016 (v2).
 
@@ -234,61 +266,40 @@ def cifar_resnet_family(
     pixels as shortcut A's subsampling.
 
     Args:
-        depth: v1: one of `CIFAR_DEPTHS` (20, 32, 44, 56, 110, 1202); v2: one of
+        depth: v1: 6n+2 for n >= 1 (8, 14, 20, ...), n basic units per stage; the papers'
+            are `CIFAR_DEPTHS` (20, 32, 44, 56, 110, 1202). v2: 9n+2 (11, 20, 29, ...), n
+            bottleneck units per stage, and the paper's basic 110; the papers' are
             `CIFAR_PREACT_DEPTHS` (110, 164, 1001). Defaults to 20.
         preactivation: bool, He et al. 2016's pre-activation units. Defaults to False.
         shortcut: "A" (the 2015 paper's CIFAR choice; its default here), "B", "C" or "none".
         zero_init_residual: bool, see `ResUnit`. Defaults to False.
-        input_shape: Defaults to (32, 32, 3); height and width must be at least 4.
-        classes, include_top, pooling, classifier_activation: as in keras.applications.
-        include_preprocessing: bool, normalise raw [0, 255] pixels with CIFAR-10's channel
-            statistics inside the model. Defaults to True.
         name: Defaults to e.g. "cifar_resnet20".
+        **kwargs: the keras.applications keywords (`_common.classifier_model`):
+            `input_shape` (defaults to (32, 32, 3); height and width at least 4),
+            `classes` (10), `include_top`, `pooling`, `classifier_activation`, and
+            `include_preprocessing` (True: normalise raw [0, 255] pixels with CIFAR-10's
+            channel statistics inside the model).
 
     Example:
     >>> model = keras_resnets.build("cifar_resnet", depth=110)
     """
-    table = CIFAR_PREACT_DEPTHS if preactivation else CIFAR_DEPTHS
     family = "cifar_preact_resnet" if preactivation else "cifar_resnet"
     if shortcut == "none":
         family = "cifar_plain"
-    _common.check_depth(family, depth, table)
-    _common.check_choice("shortcut", shortcut, ("A", "B", "C", "none"))
-    input_shape = tuple(input_shape or (32, 32, 3))
-    name = name or f"{family}{depth}"
-    _common.check_input_shape(name, input_shape, downsampling=4)
-    block, stage_sizes = table[depth]
-
-    inputs, x = _common.model_input(
-        input_shape,
-        include_preprocessing=include_preprocessing,
-        mean=_common.CIFAR10_MEAN,
-        std=_common.CIFAR10_STD,
-    )
-    if preactivation:
-        x = _defaults.conv2d(16, 3, name="stem_conv")(x)
-    else:
-        x = _common.conv_bn_relu(x, 16, 3, name="stem")
-    x = _stages(
-        x,
+    block, stage_sizes = cifar_stages(depth, preactivation=preactivation, family=family)
+    return resnet(
         block=block,
         stage_sizes=stage_sizes,
         widths=CIFAR_WIDTHS,
         first_strides=(1, 2, 2),
+        stem=CIFAR_STEM,
         preactivation=preactivation,
         shortcut=shortcut,
         zero_init_residual=zero_init_residual,
+        stride_in_1x1=None,
+        architecture=_common.Architecture(name or f"{family}{depth}", "cifar10", downsampling=4),
+        **kwargs,
     )
-    if preactivation:
-        x = _common.bn_relu(x, name="post")
-    outputs = _common.head(
-        x,
-        include_top=include_top,
-        pooling=pooling,
-        classes=classes,
-        classifier_activation=classifier_activation,
-    )
-    return keras.Model(inputs, outputs, name=name)
 
 
 def _imagenet_variant(registered_name, depth, weights=(), **fixed):

@@ -31,7 +31,7 @@ def write(model, folder, *, version, contract, quantize=None):
         version=version,
         contract=contract,
         fmt="litert",
-        inputs=[{"signature": "serving_default", **_head.input_entry(contract)}],
+        inputs=[_head.input_entry(contract)],
         extra={"quantization": "dynamic_range_int8" if quantize == "int8" else None},
     )
 

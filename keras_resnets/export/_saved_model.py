@@ -1,11 +1,10 @@
 """The SavedModel that TensorFlow Serving loads as it is, with its warm-up requests.
 
-Three signatures (one table, `SIGNATURES`, drives the functions, the saved names, the
-metadata and the warm-up file):
+Its signatures are the table `signatures.SIGNATURES`, which drives the functions below,
+their saved names, the warm-up file and the metadata:
 
 - `serving_default`: `images`, float32 `[batch, height, width, 3]` raw RGB pixel values 0..255.
-- `serving_uint8`: `images`, uint8, the same shape: a signature has one dtype per input, so the
-  8-bit form of the same pixels (4x smaller gRPC requests) is a signature of its own.
+- `serving_uint8`: `images`, uint8, the same shape.
 - `serving_bytes`: `image_bytes`, string `[batch]` of encoded JPEG/PNG/GIF/BMP/WebP files
   (TF Serving REST: `{"b64": "..."}`), decoded and resized inside the graph.
 
@@ -16,34 +15,11 @@ normalisation runs inside the graph, so clients send raw pixels and never normal
 
 from pathlib import Path
 
-from keras_resnets.export import _common
-from keras_resnets.export import warmup as warmup_lib
+from keras_resnets.export import _common, signatures
+from keras_resnets.export import _warmup as warmup_lib
+from keras_resnets.export.signatures import SIGNATURES
 
-SERVING_DEFAULT = "serving_default"
-SERVING_UINT8 = "serving_uint8"
-SERVING_BYTES = "serving_bytes"
-# name: (input name, dtype, shape with "H"/"W" for the model's size). The order is the order
-# of the warm-up requests and of the metadata's `inputs`.
-SIGNATURES = {
-    SERVING_DEFAULT: ("images", "float32", [None, "H", "W", 3]),
-    SERVING_UINT8: ("images", "uint8", [None, "H", "W", 3]),
-    SERVING_BYTES: ("image_bytes", "string", [None]),
-}
 WARMUP_PATH = Path("assets.extra") / "tf_serving_warmup_requests"
-
-
-def signature_inputs(height, width):
-    """`SIGNATURES` with the model's size filled in: `[{signature, name, dtype, shape}]`."""
-    size = {"H": height, "W": width}
-    return [
-        {
-            "signature": signature,
-            "name": name,
-            "dtype": dtype,
-            "shape": [size.get(d, d) for d in shape],
-        }
-        for signature, (name, dtype, shape) in SIGNATURES.items()
-    ]
 
 
 def write(model, folder, *, version, contract, warmup=True):
@@ -54,7 +30,7 @@ def write(model, folder, *, version, contract, warmup=True):
     tf.saved_model.save(
         module, str(folder), signatures={name: getattr(module, name) for name in SIGNATURES}
     )
-    inputs = signature_inputs(contract.height, contract.width)
+    inputs = signatures.inputs(contract.height, contract.width)
     wrote_warmup = False
     if warmup:
         wrote_warmup = warmup_lib.write(
@@ -119,30 +95,33 @@ def _serving_module(model, contract):
             results["class_names"] = tf.gather(tf.constant(list(class_names)), classes)
         return results
 
-    def spec(signature):
-        name, dtype, _ = SIGNATURES[signature]
-        shape = next(
-            i["shape"] for i in signature_inputs(height, width) if i["signature"] == signature
-        )
-        return tf.TensorSpec(shape, tf.dtypes.as_dtype(dtype), name=name)
+    # The graph's preprocessing of each signature's input: `signatures.PREPROCESSING`.
+    preprocessing = {
+        "pixels": lambda images: _finite(
+            _checked_images(images, height=height, width=width, dtype="float32")
+        ),
+        "uint8_pixels": lambda images: tf.cast(
+            _checked_images(images, height=height, width=width, dtype="uint8"), tf.float32
+        ),
+        "encoded_images": lambda image_bytes: _decoded_images(
+            image_bytes, height=height, width=width
+        ),
+    }
 
-    @tf.function(input_signature=[spec(SERVING_DEFAULT)])
-    def serving_default(images):
-        images = _checked_images(images, height=height, width=width, dtype="float32")
-        return predict(_finite(images))
+    def serving_function(signature):
+        prepare = preprocessing[signature.preprocessing]
+        shape = signature.input_entry(height, width)["shape"]
+        spec = tf.TensorSpec(shape, tf.dtypes.as_dtype(signature.dtype), name=signature.input)
 
-    @tf.function(input_signature=[spec(SERVING_UINT8)])
-    def serving_uint8(images):
-        images = _checked_images(images, height=height, width=width, dtype="uint8")
-        return predict(tf.cast(images, tf.float32))
+        # The spec's name, not the argument's, is the signature's input name.
+        @tf.function(input_signature=[spec])
+        def serve(inputs):
+            return predict(prepare(inputs))
 
-    @tf.function(input_signature=[spec(SERVING_BYTES)])
-    def serving_bytes(image_bytes):
-        return predict(_decoded_images(image_bytes, height=height, width=width))
+        return serve
 
-    module.serving_default = serving_default
-    module.serving_uint8 = serving_uint8
-    module.serving_bytes = serving_bytes
+    for signature in SIGNATURES.values():
+        setattr(module, signature.name, serving_function(signature))
     return module
 
 
@@ -160,14 +139,16 @@ def _checked_images(images, *, height, width, dtype):
     # Padding makes a rank < 4 request a mismatch rather than a slicing error; the trailing 0
     # requires rank 4 (a rank 5 request is then caught by `ensure_shape` below).
     received = tf.pad(shape, [[0, 5]])[1:5]
-    other = "serving_uint8" if dtype == "float32" else "serving_default"
+    # The other signatures, from the table: pixels of the other dtype, and encoded files.
+    other = next(s for s in SIGNATURES.values() if s.input == "images" and s.dtype != dtype)
+    encoded = next(s for s in SIGNATURES.values() if s.preprocessing == "encoded_images")
     check = tf.debugging.Assert(
         tf.reduce_all(tf.equal(received, [height, width, 3, 0])),
         [
             f"`images` must be {dtype} of shape [batch, {height}, {width}, 3]: RGB pixel "
-            f"values 0..255 (the `{other}` signature takes them as "
-            f"{'uint8' if dtype == 'float32' else 'float32'}; send encoded files to the "
-            "`serving_bytes` signature to have them resized). Received shape:",
+            f"values 0..255 (the `{other.name}` signature takes them as {other.dtype}; send "
+            f"encoded files to the `{encoded.name}` signature to have them resized). "
+            "Received shape:",
             shape,
         ],
         summarize=8,

@@ -1,10 +1,11 @@
-"""The one backend-specific op of the package: fused batch normalisation for training.
+"""The one backend-specific op of the package: TensorFlow's fused batch normalisation for
+training, behind `keras_resnets.layers.BatchNormalization`.
 
 Everything else in the package is written with `keras.ops` and runs on every backend.
 Keras has no fused batch-norm op (`keras.ops.batch_normalization` takes precomputed
-statistics), and on the TensorFlow backend the unfused form costs a ResNet's training step
-about 30% (see `keras_resnets.layers.BatchNormalization`), so this module calls TensorFlow's
-own kernel there and leaves the other backends, where XLA fuses the ops, to Keras.
+statistics), and on the TensorFlow backend the unfused form slows a ResNet's training step
+markedly (measured in docs/benchmarks.md), so this module calls TensorFlow's own kernel
+there and leaves the other backends, where XLA fuses the ops, to Keras.
 """
 
 import keras

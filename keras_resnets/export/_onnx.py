@@ -14,6 +14,7 @@ neither converter does.
 import json
 
 from keras_resnets.export import _common, _head
+from keras_resnets.export.signatures import DEFAULT
 
 FILE = _common.MODEL_FILES["onnx"]
 OPSET = 17
@@ -30,7 +31,8 @@ def write(model, folder, *, version, contract, opset=OPSET):
     )
 
     serving = _head.serving_model(model, contract)
-    spec = tf.TensorSpec([None, contract.height, contract.width, 3], tf.float32, name="images")
+    entry = _head.input_entry(contract)
+    spec = tf.TensorSpec(entry["shape"], tf.dtypes.as_dtype(entry["dtype"]), name=entry["name"])
     concrete = tf.function(lambda images: serving(images, training=False)).get_concrete_function(
         spec
     )
@@ -43,10 +45,9 @@ def write(model, folder, *, version, contract, opset=OPSET):
         output_names=[tensor.name for tensor in frozen.outputs],
         opset=opset,
     )
-    renames = {frozen.inputs[0].name: "images"}
+    renames = {frozen.inputs[0].name: DEFAULT.input}
     renames.update({tensor.name: name for tensor, name in zip(frozen.outputs, names)})
     _rename(proto.graph, renames)
-    entry = _head.input_entry(contract)
     onnx.helper.set_model_props(proto, metadata_props(contract, entry))
     proto.doc_string = (
         f"{model.name}: raw RGB pixel values 0..255 in (`images`, float32 [batch, "
@@ -67,8 +68,9 @@ def write(model, folder, *, version, contract, opset=OPSET):
 
 def metadata_props(contract, entry):
     """The ONNX model's `metadata_props` (strings only): class names and the input contract."""
+    # The input without its signature name: ONNX has no signatures.
     props = {
-        "input": json.dumps(entry),
+        "input": json.dumps({key: entry[key] for key in ("name", "dtype", "shape")}),
         "pixel_range": "[0, 255]",
         "num_classes": str(contract.num_classes),
     }

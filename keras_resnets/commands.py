@@ -1,0 +1,313 @@
+"""What each `keras-resnets` command does once cli.py has parsed its options.
+
+Each command checks its arguments in the CLI's words (the option names, not the library's
+argument names), then starts Keras (`_start_keras`: TensorFlow's oneDNN as `--onednn`
+says, its log lines hidden unless `--tf-logs`) and calls the library: `train` fills a
+`keras_resnets.training.TrainConfig` and runs it, `export` calls `keras_resnets.export.export`,
+`evaluate` reports a checkpoint's test accuracy and confusion matrix. Nothing imports Keras
+before the checks, so an argument error answers at once.
+"""
+
+import contextlib
+import dataclasses
+import json
+import os
+import sys
+import zipfile
+from pathlib import Path
+
+# The options that set a builder argument, for messages about them.
+_MODEL_OPTIONS = {"depth": "--depth", "shortcut": "--shortcut", "growth_rate": "--growth-rate"}
+# Where `train --export NAME` writes (export's default `--base`).
+EXPORT_BASE = "saved_models"
+
+
+@contextlib.contextmanager
+def _stderr_fd_silenced():
+    """Point file descriptor 2 at /dev/null: TF 2.21's libraries log while they load, before
+    they read TF_CPP_MIN_LOG_LEVEL ("WARNING: All log messages before absl::InitializeLog()",
+    the oneDNN and CUDA lines), straight to the descriptor, past `sys.stderr`."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no descriptor 2 to silence
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _set_onednn(choice):
+    """TF_ENABLE_ONEDNN_OPTS for `--onednn`, before TensorFlow reads it (on import)."""
+    if choice == "auto":
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+    else:
+        os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1" if choice == "on" else "0"
+
+
+def _start_keras(args):
+    """Import Keras, and TensorFlow where it will be used, with oneDNN as --onednn says and
+    without TF's log lines (unless --tf-logs): the console then shows only our progress and
+    results."""
+    if "tensorflow" not in sys.modules:
+        _set_onednn(getattr(args, "onednn", "auto"))
+    if args.tf_logs or "keras" in sys.modules:
+        return
+    # 3 hides the lines TF logs after it has loaded, `failed call to cuInit` among them.
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    with _stderr_fd_silenced():
+        import keras
+
+        numpy_only = getattr(args, "pipeline", None) == "numpy"
+        if keras.backend.backend() == "tensorflow" or not numpy_only:
+            try:  # TensorFlow is optional on the JAX and PyTorch backends
+                import tensorflow as tf
+            except ImportError:
+                pass
+            else:
+                tf.get_logger().setLevel("ERROR")
+    try:
+        import absl.logging
+
+        absl.logging.set_verbosity(absl.logging.ERROR)
+    except ImportError:
+        pass
+
+
+def _check_folder(path, option):
+    """`path` can be (or become) a folder: neither it nor any parent is a file."""
+    path = Path(path)
+    for folder in (path, *path.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                what = "is a file" if folder == path else f"is inside {folder}, which is a file"
+                raise ValueError(f"{option} {path} {what}, not a folder. Received: {option} {path}")
+            return
+
+
+def _check_keras_file(path):
+    if not Path(path).is_file():
+        raise ValueError(f"No checkpoint at {path}. Received: --checkpoint {path}")
+    if not zipfile.is_zipfile(path):  # Keras would say "File not found" of a truncated file
+        raise ValueError(
+            f"{path} is not a valid .keras archive (truncated, or not a Keras "
+            f"model file). Received: --checkpoint {path}"
+        )
+
+
+def _load_checkpoint(path):
+    import keras
+
+    # The layers and the recipes' loss register themselves with Keras on import.
+    from keras_resnets import models  # noqa: F401
+    from keras_resnets.training import recipes  # noqa: F401
+
+    _check_keras_file(path)
+    try:
+        # The optimizer and loss are not needed to predict or export.
+        return keras.saving.load_model(path, compile=False)
+    except (ValueError, OSError, KeyError, zipfile.BadZipFile) as error:
+        text = str(error).strip().splitlines()
+        raise ValueError(
+            f"{path} is not a valid .keras archive ({type(error).__name__}: "
+            f"{text[0] if text else ''})"
+        ) from None
+
+
+def _class_names_for(checkpoint):
+    run = Path(checkpoint).with_name("run.json")
+    if run.exists():
+        return json.loads(run.read_text()).get("class_names")
+    return None
+
+
+def _model_kwargs(args):
+    model_kwargs = {}
+    for key, value in args.model_arg:
+        if key in model_kwargs:
+            raise ValueError(
+                f"--model-arg {key} is given twice. Received: --model-arg "
+                f"{key}={model_kwargs[key]!r} and --model-arg {key}={value!r}"
+            )
+        model_kwargs[key] = value
+    for key, option in _MODEL_OPTIONS.items():
+        if getattr(args, key) is None:
+            continue
+        if key in model_kwargs:
+            raise ValueError(
+                f"{option} and --model-arg {key}=... both set {key}. "
+                f"Received: {option} {getattr(args, key)}"
+            )
+        model_kwargs[key] = getattr(args, key)
+    return model_kwargs
+
+
+def _check_model_kwargs(model, model_kwargs):
+    """An unknown builder argument gets the builder's valid ones, before any data loads, in
+    the CLI's words (TrainConfig says the same in train()'s)."""
+    from keras_resnets.training.config import unknown_builder_arguments
+
+    unknown, valid = unknown_builder_arguments(model, model_kwargs)
+    if unknown:
+        given = ", ".join(_MODEL_OPTIONS.get(k) or f"--model-arg {k}=..." for k in unknown)
+        raise ValueError(
+            f"{model} takes no argument {', '.join(unknown)}. Its arguments: "
+            f"{', '.join(sorted(valid))}. Received: {given}"
+        )
+
+
+def _train_config(args, model_kwargs):
+    """The TrainConfig of `train`'s options: those named as train()'s arguments are passed as
+    they are; the builder arguments, --jit-compile and --pipeline are spelt the CLI's way."""
+    from keras_resnets.training import TrainConfig
+
+    fields = {field.name for field in dataclasses.fields(TrainConfig)}
+    return TrainConfig(
+        **{
+            **{name: value for name, value in vars(args).items() if name in fields},
+            "model_kwargs": model_kwargs,
+            "jit_compile": {"on": True, "off": False}.get(args.jit_compile, "auto"),
+            "engine": args.pipeline,
+        }
+    )
+
+
+def _train(args):
+    _check_folder(args.out, "--out")
+    if args.export:
+        _check_folder(Path(EXPORT_BASE) / args.export, "--export")
+    _start_keras(args)
+    from keras_resnets import training
+    from keras_resnets.training import run_folder
+
+    model_kwargs = _model_kwargs(args)
+    _check_model_kwargs(args.model, model_kwargs)
+    config = _train_config(args, model_kwargs)
+    if not args.restart:
+        run_folder.check_run_folder(
+            args.out,
+            args.model,
+            model_kwargs,
+            args.recipe,
+            remedy="pass another --out, or --restart to replace it",
+        )
+    summary = training.run(config)
+    if args.export and summary["distribute"]["is_chief"]:  # only the chief exports
+        _export_checkpoint(Path(args.out) / "best.keras", Path(EXPORT_BASE) / args.export)
+    return summary
+
+
+def _evaluate(args):
+    if args.checkpoint:
+        _check_keras_file(args.checkpoint)
+    elif not args.weights:
+        raise ValueError(
+            f"--model {args.model} needs --weights (e.g. --weights cifar10): "
+            "an untrained model has nothing to evaluate."
+        )
+    if args.plot:  # before the evaluation, not after it
+        folder = Path(args.plot).parent
+        if not folder.is_dir():
+            raise ValueError(
+                f"--plot {args.plot}: the folder {folder} does not exist. "
+                f"Received: --plot {args.plot}"
+            )
+    _start_keras(args)
+    import numpy as np
+
+    from keras_resnets import data as data_lib
+    from keras_resnets import evaluation
+
+    if args.checkpoint:
+        model = _load_checkpoint(args.checkpoint)
+    else:
+        from keras_resnets import models
+
+        depth = {"depth": args.depth} if args.depth is not None else {}
+        model = models.build(args.model, weights=args.weights, **depth)
+    arrays = data_lib.load_arrays(args.data)
+    x, y = arrays.x_test, arrays.y_test
+    if args.test_limit is not None:
+        x, y = data_lib.balanced_subset(x, y, args.test_limit)
+    ds = data_lib.make_pipeline(x, y, batch_size=args.batch_size, training=False)
+    probabilities = model.predict(ds, verbose=1)
+    predicted = np.argmax(probabilities, axis=-1)
+    names = (args.checkpoint and _class_names_for(args.checkpoint)) or arrays.class_names
+    matrix = evaluation.confusion_matrix(y, predicted, len(names))
+    accuracy = float(np.mean(predicted == y))
+    print(f"Test accuracy: {accuracy:.4f} on {len(y)} images ({arrays.source})")
+    print(evaluation.format_confusion_matrix(matrix, names))
+    if args.plot:
+        evaluation.plot_confusion_matrix(matrix, names, args.plot, title=model.name)
+        print(f"Confusion matrix plot: {args.plot}")
+    return {"accuracy": accuracy, "confusion_matrix": matrix.tolist()}
+
+
+def _export(args):
+    _check_keras_file(args.checkpoint)
+    _check_folder(args.base, "--base")
+    target = Path(args.base) / args.name
+    _check_folder(target, "--name")
+    if args.version is not None and (target / str(args.version)).exists() and not args.overwrite:
+        # Checked here so that the message names the CLI's options, not export()'s arguments.
+        raise ValueError(
+            f"Version {args.version} already exists at {target / str(args.version)}: pass "
+            "--overwrite to replace it, or leave out --version for the next free version. "
+            f"Received: --version {args.version}"
+        )
+    _start_keras(args)
+    return _export_checkpoint(
+        args.checkpoint,
+        target,
+        version=args.version,
+        overwrite=args.overwrite,
+        dtype=args.dtype,
+        format=args.format,
+        quantize=args.quantize,
+    )
+
+
+def _export_checkpoint(checkpoint, target, **options):
+    """`keras_resnets.export.export` of the checkpoint, with its run's class names; `options`
+    are export()'s (version, format, ...)."""
+    from keras_resnets.export import export
+
+    model = _load_checkpoint(checkpoint)
+    try:
+        path = export(model, os.fspath(target), class_names=_class_names_for(checkpoint), **options)
+    except (RuntimeError, ImportError) as error:  # the backend, a missing extra: one line
+        raise ValueError(str(error)) from None
+    print(f"Exported {checkpoint} to {path}")
+    return path
+
+
+def _list(args):
+    if not args.markdown and "keras" not in sys.modules:
+        # Names only: the registry is the same on any backend, and Keras's NumPy backend
+        # loads in a second where TensorFlow takes 10-25 s.
+        os.environ["KERAS_BACKEND"] = "numpy"
+    from keras_resnets import models
+
+    names = models.list_models(args.pattern)
+    if not names:
+        raise ValueError(
+            f"No registered model matches {args.pattern!r}; `keras-resnets list` "
+            f"shows all {len(models.list_models())}. Received: {args.pattern!r}"
+        )
+    if not args.markdown:
+        print("\n".join(names))
+        return names
+    from keras_resnets import model_table
+
+    print(model_table.markdown(names))
+    return names
+
+
+COMMANDS = {"train": _train, "evaluate": _evaluate, "export": _export, "list": _list}

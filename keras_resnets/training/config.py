@@ -1,0 +1,160 @@
+"""What a training run is: `TrainConfig`, every argument of `train`, checked before any work.
+
+    >>> config = TrainConfig("cifar_resnet", model_kwargs={"depth": 20}, epochs=2)
+    >>> keras_resnets.training.run(config)   # the same as train("cifar_resnet", ...)
+
+The CLI fills a `TrainConfig` from its options; `train(...)` builds one from its arguments.
+Every check here needs the arguments alone (no data, no TensorFlow), so a bad value is
+refused before a run folder or a dataset is touched. `builder_arguments` tells which
+keyword arguments a registered builder takes, following its `**kwargs`.
+"""
+
+import ast
+import dataclasses
+import inspect
+import numbers
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from keras_resnets.models.registry import get_builder
+from keras_resnets.training import precision, recipes
+
+# The arguments that count something: None means "the default", 0 never does.
+COUNTS = ("epochs", "steps_per_epoch", "batch_size", "train_limit", "test_limit")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """The arguments of `keras_resnets.training.train`, with the same names, defaults and
+    meaning (see its docstring), checked on construction: a bad value raises ValueError
+    that echoes it ("Received: epochs=0"). `model` may be given positionally, the others
+    by keyword, as in `train`.
+    """
+
+    model: str = "cifar_resnet"
+    _: dataclasses.KW_ONLY
+    model_kwargs: dict | None = None
+    recipe: Any = "fast"  # a name or a `recipes.Recipe`
+    epochs: int | None = None
+    steps_per_epoch: int | None = None
+    batch_size: int | None = None
+    data: Any = None
+    out: Any = "runs/run"  # a str or a path
+    restart: bool = False
+    seed: int = 0
+    mixed_precision: str | None = None
+    jit_compile: Any = "auto"  # True, False or "auto"
+    train_limit: int | None = None
+    test_limit: int | None = None
+    distribute: Any = "none"  # a name, a tf.distribute.Strategy or a keras.distribution
+    scale_lr: bool = False
+    engine: str | None = None
+    verbose: int = 1
+
+    def __post_init__(self):
+        for name in COUNTS:
+            check_count(name, getattr(self, name))
+        seed = self.seed
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+            raise ValueError(f"`seed` must be an integer of at least 0. Received: seed={seed!r}")
+        if self.verbose not in (0, 1, 2):
+            raise ValueError(f"`verbose` must be 0, 1 or 2. Received: verbose={self.verbose!r}")
+        self.model_kwargs = dict(self.model_kwargs or {})
+        unknown, valid = unknown_builder_arguments(self.model, self.model_kwargs)
+        if unknown:
+            raise ValueError(
+                f"{self.model} takes no argument {', '.join(unknown)}. Its arguments: "
+                f"{', '.join(sorted(valid))}. Received: model_kwargs={self.model_kwargs}"
+            )
+        check_folder(self.out)
+        precision.check_mixed_precision(self.mixed_precision)
+
+    def resolve_recipe(self):
+        """The `Recipe` of the run: `recipe` itself, or the named one with the model's parts
+        (the paper's ResNet-110 warm-up; see `recipes.for_model`)."""
+        if isinstance(self.recipe, str):
+            return recipes.for_model(self.recipe, self.model, self.model_kwargs.get("depth"))
+        return self.recipe
+
+
+def check_count(name, value, *, minimum=1):
+    """`value` is None (the default) or an integer of at least `minimum`: 0 never means
+    "the default"."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer of at least {minimum}"
+        raise ValueError(f"`{name}` must be {what} or None. Received: {name}={value!r}")
+
+
+def check_folder(out):
+    """`out` can be (or become) a folder: neither it nor any parent is a file."""
+    for folder in (Path(out), *Path(out).parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise ValueError(
+                    f"`out` must be a folder, and {folder} is a file. Received: out={str(out)!r}"
+                )
+            return
+
+
+def unknown_builder_arguments(model, model_kwargs):
+    """The sorted names in `model_kwargs` that the builder `model` does not take, and the
+    ones it takes (([], None) where they cannot be told)."""
+    valid = builder_arguments(model)
+    if valid is None:
+        return [], None
+    return sorted(set(model_kwargs) - valid), valid
+
+
+def builder_arguments(model):
+    """The keyword arguments that the registered builder `model` accepts, following its
+    `**kwargs` into the builder it passes them to (`cifar_resnet` -> `cifar_resnet_family`);
+    None where they cannot be told (no source to read)."""
+    return _accepted_keywords(get_builder(model))
+
+
+def _accepted_keywords(function):
+    parameters = inspect.signature(function).parameters.values()
+    names = {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    var_keyword = next((p.name for p in parameters if p.kind is p.VAR_KEYWORD), None)
+    if var_keyword is None:
+        return names
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+    except (OSError, TypeError, SyntaxError):
+        return None
+    closure = inspect.getclosurevars(function)
+    scope = {**closure.globals, **closure.nonlocals}
+    for node in ast.walk(tree.body[0]):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        # `kwargs.pop("compression", 0.5)`: a keyword the builder takes out of **kwargs.
+        if (
+            isinstance(func, ast.Attribute)
+            and isinstance(func.value, ast.Name)
+            and func.value.id == var_keyword
+            and func.attr in ("pop", "get")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
+            names.add(node.args[0].value)
+        # `family(depth, shortcut="none", **kwargs)`: what `family` takes, less what is set.
+        if not any(
+            k.arg is None and isinstance(k.value, ast.Name) and k.value.id == var_keyword
+            for k in node.keywords
+        ):
+            continue
+        callee = scope.get(func.id) if isinstance(func, ast.Name) else None
+        inner = _accepted_keywords(callee) if callable(callee) else None
+        if inner is None:
+            return None
+        positional = [
+            p.name
+            for p in inspect.signature(callee).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        names |= inner - {k.arg for k in node.keywords if k.arg} - set(positional[: len(node.args)])
+    return names

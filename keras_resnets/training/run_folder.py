@@ -1,0 +1,167 @@
+"""The run folder: what a run writes, how a run is resumed, and the one-run-per-folder rule.
+
+    history.csv        one row per epoch (Keras's CSVLogger), with wall-clock time
+    tensorboard/       TensorBoard logs
+    best.keras         the model with the best test accuracy so far
+    last.keras         the model after the last finished epoch
+    backup/            BackupAndRestore's state: a killed run resumes from it
+    errors.png         train and test error against epoch, as in the papers' figures
+    run.json           what the run trains (model, builder arguments, recipe, class names,
+                       data source, command line), written before the first epoch
+    summary.json       model, parameters, recipe, epochs, wall time, accuracies, machine
+
+A run folder holds one run: resuming it with another model, builder arguments or recipe is
+refused (`check_run_folder`), and re-running a finished run reports it without training
+(`RunFolder.finished`).
+"""
+
+import csv
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+
+# What a run writes into its folder; `restart` removes these and nothing else.
+RUN_FILES = (
+    "backup",
+    "tensorboard",
+    "history.csv",
+    "best.keras",
+    "last.keras",
+    "errors.png",
+    "run.json",
+    "summary.json",
+)
+
+
+def restart(out):
+    """Remove a previous run's files (`RUN_FILES`) from the folder `out`, and nothing else."""
+    for name in RUN_FILES:
+        path = Path(out) / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def read_json(path):
+    """The JSON in `path`, or None where it is missing or unreadable."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def check_run_folder(
+    out, model, model_kwargs, recipe, *, remedy="pass another `out`, or restart=True to replace it"
+):
+    """Raise ValueError if the run folder `out` holds a run of another model, other builder
+    arguments or another recipe: resuming it, Keras would fail deep in the restore ("A total
+    of 45 objects could not be loaded")."""
+    previous = read_json(Path(out) / "run.json")
+    if previous is None:
+        return
+    current = {"model": model, "model_kwargs": _jsonable(model_kwargs), "recipe": recipe}
+    before = {key: previous.get(key) for key in current}
+    if before == current:
+        return
+    network = previous.get("network") or _describe(before["model"], before["model_kwargs"])
+    raise ValueError(
+        f"{out} holds a {network} run ({_describe(before['model'], before['model_kwargs'])}, "
+        f"recipe {before['recipe']!r}); {remedy}. Received: "
+        f"{_describe(model, current['model_kwargs'])}, recipe {recipe!r}"
+    )
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value))
+
+
+def _describe(model, model_kwargs):
+    arguments = ", ".join(f"{k}={v!r}" for k, v in (model_kwargs or {}).items())
+    return f"{model}({arguments})"
+
+
+class RunFolder:
+    """The folder one process writes its run into (the chief's `out`, or a worker's own
+    temporary folder; see `keras_resnets.training.distribute`).
+
+    Attributes:
+        path: the folder.
+        backup: BackupAndRestore's folder in it.
+        history: its history.csv.
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.backup = self.path / "backup"
+        self.history = self.path / "history.csv"
+
+    def resume_epoch(self):
+        """The epoch BackupAndRestore will resume at: it records it in training_metadata.json."""
+        path = self.backup / "training_metadata.json"
+        if not path.exists():
+            return 0
+        try:
+            return int(json.loads(path.read_text())["epoch"])
+        except (ValueError, KeyError):
+            return 0
+
+    def finished(self, initial_epoch, epochs):
+        """The summary of a run that has already trained its `epochs` (printed in one line), or
+        None where there is training left; ValueError where more epochs were trained than
+        asked for."""
+        done = read_json(self.path / "summary.json") if initial_epoch >= epochs else None
+        if done is not None and done.get("epochs") == epochs:
+            print(
+                f"{self.path} is already complete: {done.get('model')} trained {epochs} of "
+                f"{epochs} epochs, test accuracy {done.get('final_test_accuracy', 0):.4f} "
+                f"(best {done.get('best_test_accuracy', 0):.4f}). Pass more epochs (--epochs) "
+                "to go on, or restart (--restart) to train it again."
+            )
+            return done
+        if initial_epoch > epochs:
+            raise ValueError(
+                f"{self.path} has trained {initial_epoch} epochs already, more than the "
+                f"{epochs} asked for: pass at least {initial_epoch} epochs (--epochs), or "
+                f"restart (--restart). Received: epochs={epochs}"
+            )
+        return None
+
+    def trim_history(self, initial_epoch):
+        """Drop rows of epochs that will be trained again (a kill after CSVLogger wrote a row
+        but before the backup saved), so the resumed history has each epoch once. Returns the
+        wall time and the best test accuracy of the epochs kept."""
+        if not self.history.exists():
+            return 0.0, -np.inf
+        with self.history.open(newline="") as f:
+            rows = [r for r in csv.DictReader(f) if int(r["epoch"]) < initial_epoch]
+        if not rows:
+            self.history.unlink()
+            return 0.0, -np.inf
+        with self.history.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        best = max(float(r.get("val_accuracy") or -np.inf) for r in rows)
+        return float(rows[-1].get("wall_time") or 0.0), best
+
+    def write_run(self, *, model, model_kwargs, recipe, network, class_names, data):
+        """run.json: what the run trains, before the first epoch."""
+        run = {
+            "model": model,
+            "model_kwargs": model_kwargs,
+            "recipe": recipe,
+            "network": network,
+            "class_names": list(class_names),
+            "data": data,
+            "argv": sys.argv,
+        }
+        (self.path / "run.json").write_text(json.dumps(run, indent=2))
+
+    def write_summary(self, summary):
+        """summary.json, from the dict `summary`; returns it."""
+        (self.path / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        return summary
