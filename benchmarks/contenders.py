@@ -306,6 +306,8 @@ def markdown(group):
             ratio = ours["images_per_second_best"] / app["images_per_second_best"]
             line += f"; {ratio:.2f}x {app['description']}"
         lines += ["", line + ")."]
+    if group.get("note"):
+        lines += ["", group["note"]]
     return "\n".join(lines)
 
 
@@ -362,6 +364,7 @@ def main(argv=None):
     parser.add_argument("--contenders", nargs="+", choices=sorted(CONTENDERS))
     parser.add_argument("--no-jax", action="store_true", help="leave out the JAX contender")
     parser.add_argument("--torch-python", help="the interpreter for the torch contender")
+    parser.add_argument("--note", help="a line to print under the table (the machine's load)")
     parser.add_argument(
         "--out", help="merge the group into DIR/contenders.json; render DIR/benchmarks.md"
     )
@@ -382,6 +385,8 @@ def main(argv=None):
         jax=not args.no_jax,
     )
     group["command"] = "python -m benchmarks.contenders " + " ".join(argv or sys.argv[1:])
+    if args.note:
+        group["note"] = args.note
     if args.out:
         print(f"Wrote {_write(group, args.out)}")
     print(markdown(group))

@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+from keras_resnets.machine import cpu_kind
+
 
 def _fmt(value, digits=2):
     if value is None:
@@ -97,7 +99,8 @@ def markdown(results):
         + ".",
         "",
         f"Machine: {cpu.get('model', '?')}, {m.get('cpu_count', '?')} cores, "
-        f"{m.get('memory_gb', '?')} GB; CPU kind {cpu.get('kind', '?')}; TensorFlow's oneDNN "
+        f"{m.get('memory_gb', '?')} GB; "
+        f"CPU kind {cpu.get('kind') or cpu_kind(cpu.get('flags', []))}; TensorFlow's oneDNN "
         f"{ {True: 'on', False: 'off'}.get(m.get('onednn'), 'not recorded') }; "
         f"flags: {', '.join(cpu.get('flags', [])) or '-'}; "
         f"load average at start: {', '.join(f'{x:.1f}' for x in m.get('load_average', []))}. "
@@ -420,5 +423,12 @@ def write(results, out_dir, *, stem="benchmarks"):
         from benchmarks import contenders
 
         text += "\n" + contenders.section(json.loads(contenders_json.read_text())) + "\n"
+    # The inference section (benchmarks/inference.py) and the notes after it are written
+    # into the page by their own command: keep them.
+    from benchmarks.inference import BEGIN
+
+    old = md_path.read_text() if md_path.exists() else ""
+    if BEGIN in old:
+        text += "\n" + old[old.index(BEGIN) :]
     md_path.write_text(text)
     return {"json": json_path, "markdown": md_path, "chart": png if png.exists() else None}

@@ -74,7 +74,7 @@ def test_onednn_is_explicit_and_the_notice_names_the_fix():
 
 
 def test_cli_onednn_option_sets_the_environment_before_tensorflow(monkeypatch):
-    from keras_resnets import cli
+    from keras_resnets import commands as cli
 
     monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
     cli._set_onednn("auto")
