@@ -227,4 +227,4 @@ def build(name, /, *, weights=None, **kwargs):
         return info.builder(**kwargs)
     from keras_resnets import weights as weights_lib  # the loaders need h5py, maybe torch
 
-    return weights_lib.build_with_weights(info, weights, kwargs)
+    return weights_lib.build_with_weights(info, weights, kwargs, catalogue=tuple(_MODELS.values()))

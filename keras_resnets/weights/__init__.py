@@ -31,13 +31,14 @@ def _describe(entry):
     return f"{entry.tag} {entry.name} ({layout or 'default layout'}, top-1 {entry.top1}%)"
 
 
-def select(info, tag, kwargs):
-    """The most accurate `tag` weights of `info` whose layout fits the requested `kwargs`."""
+def select(info, tag, kwargs, *, catalogue=()):
+    """The most accurate `tag` weights of `info` whose layout fits the requested `kwargs`.
+
+    `catalogue`: every registered `ModelInfo` (the registry passes them; this package does
+    not import the models), to name those that have `tag` weights when `info` has none."""
     available = [w for w in info.weights if w.tag == tag]
     if not available:
-        from keras_resnets.models.registry import get_info, list_models
-
-        having = [n for n in list_models() if any(w.tag == tag for w in get_info(n).weights)]
+        having = sorted(i.name for i in catalogue if any(w.tag == tag for w in i.weights))
         raise ValueError(
             f"{info.name} has no {tag!r} weights. Models with {tag!r} weights: "
             f"{', '.join(having) or 'none'}. Received: weights={tag!r}"
@@ -68,12 +69,12 @@ def _defaults(builder):
     }
 
 
-def build_with_weights(info, weights, kwargs):
+def build_with_weights(info, weights, kwargs, *, catalogue=()):
     """`registry.build` with `weights` given: build the layout they need, then load them."""
     kwargs = dict(kwargs)
     include_top = kwargs.get("include_top", True)
     if isinstance(weights, str) and weights in TAGS:
-        entry = select(info, weights, kwargs)
+        entry = select(info, weights, kwargs, catalogue=catalogue)
         classes = entry.meta.get("classes", 1000 if entry.tag == "imagenet" else 10)
         if include_top and kwargs.get("classes", classes) != classes:
             raise ValueError(
