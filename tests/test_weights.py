@@ -207,6 +207,18 @@ def test_bad_weights_arguments(name, kwargs, match):
         keras_resnets.build(name, **kwargs)
 
 
+def test_a_model_without_weights_lists_those_that_have_them():
+    having = [
+        n
+        for n in keras_resnets.list_models()
+        if any(w.tag == "cifar10" for w in get_info(n).weights)
+    ]
+    assert having  # the shipped CIFAR-10 weights
+    with pytest.raises(ValueError) as error:
+        keras_resnets.build("highway", weights="cifar10")
+    assert f"Models with 'cifar10' weights: {', '.join(having)}." in str(error.value)
+
+
 # --------------------------------------------------------------------------------------
 # The download path, on file:// URLs
 # --------------------------------------------------------------------------------------
