@@ -56,6 +56,7 @@ def test_torch_baseline_is_the_same_network():
     assert tuple(out.shape) == (2, 10)
 
 
+@pytest.mark.slow  # out of the default run, which must stay about 10 min on 2 AVX2 cores
 def test_throughput_tiny():
     peers = ["keras_plain"] + (["torch"] if baselines.torch_available() else [])
     contenders = throughput.build_contenders(

@@ -54,6 +54,7 @@ JAX_PROCESS = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # out of the default run, which must stay about 10 min on 2 AVX2 cores
 def test_jax_weights_export_from_tensorflow(tmp_path):
     done = subprocess.run(
         [sys.executable, "-c", JAX_PROCESS, str(tmp_path)],

@@ -51,6 +51,7 @@ print(os.environ.get("TF_ENABLE_ONEDNN_OPTS"), machine.tensorflow_onednn(),
 """
 
 
+@pytest.mark.slow  # four fresh TensorFlow processes; the default run must stay about 10 min
 @pytest.mark.skipif(
     os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow", reason="TensorFlow's setting"
 )

@@ -31,6 +31,7 @@ SLOW_ROUND_TRIPS = SLOW_MODELS | {
     "densenet201",
     "cifar_preact_resnet",  # resnet50_v2's units
     "cifar_densenet_bc",  # densenet121's blocks and transitions
+    "densenet121",  # its blocks are cifar_densenet_bc's; the default run must stay ~10 min
 }
 # ImageNet models, as the registry declares them; everything else is a CIFAR-10 network
 # (the CIFAR families and the article's nets) with a (32, 32, 3) default input and 10 classes.
@@ -187,7 +188,15 @@ def test_no_two_kernels_start_equal(name):
     assert _copies(kernels) == []
 
 
-@pytest.mark.parametrize("name", ["cifar_resnet", "highway", "cifar_densenet_bc", "resnet18"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "cifar_resnet",
+        "highway",
+        pytest.param("cifar_densenet_bc", marks=pytest.mark.slow),
+        "resnet18",
+    ],
+)
 def test_set_random_seed_makes_a_build_reproducible(name):
     def build():
         keras.utils.set_random_seed(7)

@@ -83,6 +83,7 @@ def test_a_corrupt_shipped_file_is_refused(tmp_path, monkeypatch):
         files.fetch(broken)
 
 
+@pytest.mark.slow  # out of the default run, which must stay about 10 min on 2 AVX2 cores
 def test_evaluate_reproduces_the_recorded_full_test_set_figure(test_set):
     """`keras-resnets evaluate --model ... --weights cifar10` in a fresh process."""
     import subprocess

@@ -34,7 +34,8 @@ APPLICATIONS = {
     "densenet169": ("DenseNet169", "densenet"),
     "densenet201": ("DenseNet201", "densenet"),
 }
-SLOW = {"resnet101", "resnet152", "densenet169", "densenet201"}
+# densenet121 too: the default run keeps resnet50, and must stay about 10 min on 2 AVX2 cores.
+SLOW = {"resnet101", "resnet152", "densenet121", "densenet169", "densenet201"}
 
 
 def _randomise(model, rng):
@@ -103,6 +104,7 @@ def test_keras_applications_transplant_is_exact(name, tmp_path):
         assert error <= TOLERANCE, (size, error)
 
 
+@pytest.mark.slow  # out of the default run, which must stay about 10 min on 2 AVX2 cores
 @pytest.mark.skipif(not TF, reason="keras.applications' HDF5 writer is exercised on TensorFlow")
 def test_keras_applications_backbone_loads_without_the_top(tmp_path):
     theirs = keras.applications.DenseNet121(weights=None, input_shape=(64, 64, 3))
@@ -118,6 +120,7 @@ def test_keras_applications_backbone_loads_without_the_top(tmp_path):
     assert _relative_error(ours.predict(x, verbose=0), expected) <= TOLERANCE
 
 
+@pytest.mark.slow  # out of the default run, which must stay about 10 min on 2 AVX2 cores
 @pytest.mark.skipif(not TF, reason="keras.applications' HDF5 writer is exercised on TensorFlow")
 def test_weights_imagenet_downloads_checks_and_brings_its_preprocessing(
     tmp_path, monkeypatch, keras_home
@@ -159,6 +162,7 @@ def test_weights_imagenet_downloads_checks_and_brings_its_preprocessing(
     assert _relative_error(ours.predict(x, verbose=0), expected) <= TOLERANCE
 
 
+@pytest.mark.slow  # out of the default run, which must stay about 10 min on 2 AVX2 cores
 def test_a_checkpoint_of_another_model_is_refused(tmp_path):
     theirs = keras.applications.DenseNet121(weights=None, input_shape=(64, 64, 3))
     path = str(tmp_path / "densenet121.h5")
