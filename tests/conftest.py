@@ -25,3 +25,20 @@ def mixed_float16():
         yield
     finally:
         keras.mixed_precision.set_global_policy(previous)
+
+
+@pytest.fixture
+def isolated(monkeypatch, tmp_path):
+    """No data anywhere: empty HOME, TFDS and Keras dirs, no env var, no network."""
+    from keras_resnets import data
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+    monkeypatch.setenv("KERAS_RESNETS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("KERAS_HOME", raising=False)
+    monkeypatch.delenv("KERAS_RESNETS_DATA", raising=False)
+    # TFDS's download checks this first, so nothing is downloaded and nothing waits.
+    monkeypatch.setattr(data.tfds, "_network_reachable", lambda *args, **kwargs: False)
+    return tmp_path

@@ -82,24 +82,6 @@ def _assert_round_trip(arrays, images):
     assert arrays.class_names == sorted(CLASSES)
 
 
-@pytest.fixture
-def isolated(monkeypatch, tmp_path):
-    """No data anywhere: empty HOME, TFDS and Keras dirs, no env var, no network."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
-    monkeypatch.setenv("KERAS_RESNETS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("KERAS_HOME", raising=False)
-    monkeypatch.delenv("KERAS_RESNETS_DATA", raising=False)
-
-    def no_network(builder):
-        raise ConnectionError("network disabled by the test")
-
-    monkeypatch.setattr(data.tfds, "_tfds_download", no_network)
-    return tmp_path
-
-
 # --- the real CIFAR-10 copy -----------------------------------------------------------------
 
 
@@ -294,7 +276,20 @@ def test_tfds_source_reads_the_builder(monkeypatch, tmp_path):
     assert len(arrays.class_names) == 10 and "TFDS cifar10" in arrays.source
 
 
-def test_missing_data_lists_every_place_tried(isolated):
+@pytest.fixture
+def download_fails(isolated, monkeypatch):
+    """`isolated`, but with a network on which TFDS's download fails."""
+    monkeypatch.setattr(data.tfds, "_network_reachable", lambda *args, **kwargs: True)
+
+    def no_network(builder):
+        raise ConnectionError("network disabled by the test")
+
+    monkeypatch.setattr(data.tfds, "_tfds_download", no_network)
+    return isolated
+
+
+def test_missing_data_lists_every_place_tried(download_fails):
+    isolated = download_fails
     start = time.perf_counter()
     with pytest.raises(data.DataSourceError) as raised:
         data.load_arrays()

@@ -75,20 +75,6 @@ def _assert_cifar100(arrays, x_train, y_train, x_test, y_test):
     assert arrays.dataset is datasets.CIFAR100
 
 
-@pytest.fixture
-def isolated(monkeypatch, tmp_path):
-    """No data anywhere: empty HOME, TFDS and Keras dirs, no env var, no network."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
-    monkeypatch.setenv("KERAS_RESNETS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("KERAS_HOME", raising=False)
-    monkeypatch.delenv("KERAS_RESNETS_DATA", raising=False)
-    monkeypatch.setattr(data.tfds, "_network_reachable", lambda *args, **kwargs: False)
-    return tmp_path
-
-
 def test_the_record_has_cifar100s_own_names_and_statistics():
     cifar100 = datasets.get("cifar100")
     assert cifar100.num_classes == len(NAMES) == len(set(NAMES)) == 100
