@@ -31,6 +31,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from keras_resnets.cli import key_value  # noqa: E402  (light: no TensorFlow)
+
 RESULT_PREFIX = "BENCHMARK_RESULT "
 
 # The report's sizes, for 2 cores: CIFAR nets at their training batch, ImageNet nets at
@@ -312,19 +314,6 @@ def _command(argv):
     return "python -m benchmarks " + " ".join(shlex.quote(a) for a in argv)
 
 
-def _train_argument(text):
-    """KEY=VALUE for `time-to-accuracy --train`: a train() argument, its value as JSON where
-    it parses (2, true, {"depth": 20}), else the text."""
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE. Received: {text!r}")
-    key, value = text.split("=", 1)
-    try:
-        value = json.loads(value)
-    except json.JSONDecodeError:
-        pass
-    return key.replace("-", "_"), value
-
-
 def _parser():
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks", description="keras_resnets speed and memory benchmarks"
@@ -440,7 +429,7 @@ def _parser():
     p.add_argument(
         "--train",
         nargs="+",
-        type=_train_argument,
+        type=key_value,
         metavar="KEY=VALUE",
         help="train first, with these keras_resnets.training.train arguments "
         "(values as JSON where they parse: epochs=2 out=runs/tta 'model_kwargs={\"depth\": 20}')",

@@ -46,8 +46,10 @@ _positive_int = _int_at_least(1, "a positive integer")
 _non_negative_int = _int_at_least(0, "0 or more")
 
 
-def _model_arg(text):
-    """KEY=VALUE for a builder argument; the value is parsed as JSON when it can be."""
+def key_value(text):
+    """KEY=VALUE for an argparse option (`--model-arg`, and the benchmarks' `--train`): the
+    key with dashes made underscores, and the value parsed as JSON when it can be (2, true,
+    {"depth": 20}), else the text."""
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE. Received: {text!r}")
     key, value = text.split("=", 1)
@@ -72,7 +74,7 @@ def _parser():
     p.add_argument("--growth-rate", type=_positive_int, help="DenseNet growth rate k")
     p.add_argument(
         "--model-arg",
-        type=_model_arg,
+        type=key_value,
         action="append",
         default=[],
         metavar="KEY=VALUE",
