@@ -44,7 +44,8 @@ def train(
     engine=None,
     verbose=1,
 ):
-    """Train a registered model on CIFAR-10 with `model.fit`; return the run's summary dict.
+    """Train a registered model on a CIFAR-style image set (CIFAR-10 by default, CIFAR-100, a
+    folder of class folders) with `model.fit`; return the run's summary dict.
 
     Running it again with the same `out` resumes a killed run where its last finished
     epoch left it (`keras.callbacks.BackupAndRestore`), with the same data order and
@@ -61,7 +62,7 @@ def train(
         steps_per_epoch: cap on the steps of an epoch (a short run), positive. Defaults to
             None: a full pass.
         batch_size: positive. Defaults to None: the recipe's.
-        data: the CIFAR-10 source (see `keras_resnets.data.load_arrays`). Defaults to
+        data: the data source (see `keras_resnets.data.load_arrays`). Defaults to
             `$KERAS_RESNETS_DATA`, else a search.
         out: the run folder. Defaults to "runs/run". It holds one run: resuming it with
             another model, builder arguments or recipe raises ValueError.
@@ -75,7 +76,7 @@ def train(
         jit_compile: True, False or "auto", as in `model.compile`: compile the train step
             with XLA. Defaults to "auto", Keras's choice: on for JAX (without it a JAX step
             runs op by op) and for TensorFlow on a GPU, off for TensorFlow on a CPU (where XLA
-            does not use oneDNN's convolutions and trains about 2x slower) and for PyTorch.
+            does not use oneDNN's convolutions; docs/benchmarks.md) and for PyTorch.
         train_limit, test_limit: use only this many images (quick runs and tests), positive.
             Defaults to None: all.
         distribute: "none", "mirrored" (the GPUs of this host), "multi_worker" (hosts listed
