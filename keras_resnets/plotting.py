@@ -30,47 +30,76 @@ def plot_history(history, path, *, title=None):
     return plot_runs({title or "": history}, path, title=title)
 
 
-def plot_runs(runs, path, *, title=None):
-    """Several runs on one plot, one colour each: {label: history path or rows}."""
+def plot_runs(runs, path, *, title=None, against=("epoch",), target=None):
+    """Several runs on one plot, one colour each: {label: history path or rows}.
+
+    Args:
+        runs: {label: CSVLogger path or `read_history` rows}.
+        path: where to write the PNG (written atomically).
+        title: the figure's title.
+        against: the x axes, one panel each: "epoch" and/or "minutes" (the history's
+            `wall_time`, in minutes). Train error (thin, dashed) is drawn against epochs only.
+        target: a test error in % to mark with a horizontal line (e.g. 10 for "90%").
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    unknown = set(against) - {"epoch", "minutes"}
+    if unknown or not against:
+        raise ValueError(f"against must name 'epoch' and/or 'minutes'. Received: {against!r}")
+    fig, axes = plt.subplots(
+        1, len(against), figsize=(6.4 * len(against), 4.2), dpi=110, squeeze=False
+    )
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, (label, history) in enumerate(runs.items()):
-        rows = read_history(history) if isinstance(history, (str, os.PathLike)) else history
-        if not rows:
-            continue
-        color = colors[i % len(colors)]
-        epochs = [r["epoch"] + 1 for r in rows]
-        if "accuracy" in rows[0]:
-            ax.plot(
-                epochs,
-                [100 * (1 - r["accuracy"]) for r in rows],
-                color=color,
-                linewidth=0.8,
-                linestyle="--",
-                label=f"{label} train".strip(),
-            )
-        if "val_accuracy" in rows[0]:
-            ax.plot(
-                epochs,
-                [100 * (1 - r["val_accuracy"]) for r in rows],
-                color=color,
-                linewidth=2.0,
-                label=f"{label} test".strip(),
-            )
-    ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # no epoch 1.5
-    ax.set_ylabel("error (%)")
-    ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
-    if title:
-        ax.set_title(title)
-    ax.legend(fontsize=8)
+    histories = {
+        label: read_history(h) if isinstance(h, (str, os.PathLike)) else h
+        for label, h in runs.items()
+    }
+    for ax, axis in zip(axes[0], against):
+        for i, (label, rows) in enumerate(histories.items()):
+            if not rows:
+                continue
+            color = colors[i % len(colors)]
+            if axis == "epoch":
+                xs = [r["epoch"] + 1 for r in rows]
+            else:
+                xs = [r.get("wall_time", float("nan")) / 60 for r in rows]
+            if axis == "epoch" and "accuracy" in rows[0]:
+                ax.plot(
+                    xs,
+                    [100 * (1 - r["accuracy"]) for r in rows],
+                    color=color,
+                    linewidth=0.8,
+                    linestyle="--",
+                    label=f"{label} train".strip(),
+                )
+            if "val_accuracy" in rows[0]:
+                ax.plot(
+                    xs,
+                    [100 * (1 - r["val_accuracy"]) for r in rows],
+                    color=color,
+                    linewidth=2.0,
+                    marker="." if axis == "minutes" else None,
+                    label=f"{label} test".strip(),
+                )
+        if target is not None:
+            ax.axhline(target, color="grey", linewidth=0.8, linestyle=":")
+        if axis == "epoch":
+            ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # no 1.5
+        else:
+            ax.set_xlabel("wall time (minutes)")
+        ax.set_ylabel("error (%)")
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title and len(against) > 1:
+        fig.suptitle(title)
+    elif title:
+        axes[0][0].set_title(title)
     return save_figure(fig, path)
 
 

@@ -79,6 +79,20 @@ def test_fast_recipe_warm_up_is_at_most_a_fifth_of_a_short_run():
     assert float(lr(399)) < 0.001
 
 
+def test_article_fast_recipe_is_the_fast_recipe_cut_to_nine_epochs():
+    fast, short = recipes.get("fast"), recipes.get("article_fast")
+    assert short.epochs == 9 and short.batch_size == fast.batch_size == 128
+    for field in ("optimizer", "learning_rate", "schedule", "nesterov", "weight_decay"):
+        assert getattr(short, field) == getattr(fast, field)
+    steps = 391  # 50,000 images at batch 128
+    lr = short.make_optimizer(steps_per_epoch=steps, epochs=9)._learning_rate
+    assert float(lr(steps)) == pytest.approx(0.2, rel=1e-3)  # the 1-epoch warm-up ends
+    # then the cosine over the other 8 epochs, against its formula
+    t = (5 * steps - steps) / (8 * steps)
+    assert float(lr(5 * steps)) == pytest.approx(0.1 * (1 + np.cos(np.pi * t)), rel=1e-3)
+    assert float(lr(9 * steps)) == pytest.approx(0.0, abs=1e-5)
+
+
 def test_unknown_recipe_is_a_clear_error():
     with pytest.raises(ValueError, match="Valid recipes: .*Received: recipe='sgd'"):
         recipes.get("sgd")

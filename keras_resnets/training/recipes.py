@@ -204,6 +204,20 @@ RECIPES = {
             weight_decay=5e-4,
             label_smoothing=0.1,
         ),
+        Recipe(
+            "article_fast",
+            "The article's networks in about an hour on 2 CPU cores: the `fast` recipe cut to "
+            "9 epochs (SGD Nesterov 0.9, batch 128, cosine from 0.2 after a 1-epoch linear "
+            "warm-up, wd 5e-4, label smoothing 0.1).",
+            batch_size=128,
+            epochs=9,
+            learning_rate=0.2,
+            schedule="cosine",
+            warmup=1,
+            nesterov=True,
+            weight_decay=5e-4,
+            label_smoothing=0.1,
+        ),
     )
 }
 
