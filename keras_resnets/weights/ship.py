@@ -34,31 +34,21 @@ def predictions(model, images, batch_size=500):
     )
 
 
-def cpu_description():
-    """e.g. "AMD EPYC, 2 cores, AVX-512 with BF16, no AMX", from /proc/cpuinfo."""
-    from keras_resnets.machine import cpu_flags
+# The manifest's wording for each of `machine.cpu_kind()`'s labels.
+KIND_WORDS = {
+    "AMX": "AMX",
+    "AVX-512 BF16": "AVX-512 with BF16, no AMX",
+    "AVX-512": "AVX-512, no BF16",
+    "AVX2": "AVX2 only",
+}
 
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(
-                (line.split(":", 1)[1].strip() for line in f if line.startswith("model name")),
-                "unknown CPU",
-            )
-    except OSError:
-        model = "unknown CPU"
-    flags = cpu_flags()
-    isa = (
-        "AMX"
-        if "amx_bf16" in flags
-        else (
-            "AVX-512 with BF16, no AMX"
-            if "avx512_bf16" in flags
-            else "AVX-512, no BF16"
-            if "avx512f" in flags
-            else "AVX2 only"
-        )
-    )
-    return f"{model}, {os.cpu_count()} cores, {isa}"
+
+def cpu_description():
+    """e.g. "AMD EPYC, 2 cores, AVX-512 with BF16, no AMX", from `keras_resnets.machine`."""
+    from keras_resnets import machine
+
+    kind = machine.cpu_kind()
+    return f"{machine.cpu_info()['model']}, {os.cpu_count()} cores, {KIND_WORDS.get(kind, kind)}"
 
 
 def main(argv=None):
