@@ -22,7 +22,7 @@ from keras import layers
 from keras_resnets.layers import DenseBlock, HighwayUnit, ResUnit
 from keras_resnets.models import _common
 from keras_resnets.models._common import classifier_model
-from keras_resnets.models.registry import register
+from keras_resnets.models.registry import register, shipped_weights
 
 UNITS = ("resnet", "highway", "densenet", "plain")
 STAGES = 5
@@ -110,7 +110,7 @@ def article_net(unit, depth=25, *, name=None, **kwargs):
 
 
 def _variant(unit):
-    @register(unit, dataset="cifar10")
+    @register(unit, dataset="cifar10", weights=shipped_weights(unit))
     def builder(depth=25, **kwargs):
         return article_net(unit, depth, **kwargs)
 

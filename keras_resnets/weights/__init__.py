@@ -146,6 +146,11 @@ def _read_keras_weights(path, full_model):
     return {w.path: keras.ops.convert_to_numpy(w) for w in twin.weights}
 
 
+# The classifier's variables, which a model without its top leaves out: the `predictions`
+# dense layer, or a head of the network's own (the article's `top` conv and BN).
+TOP_PREFIXES = ("predictions/", "top_")
+
+
 def load(model, path, *, format=None, full_model=None):
     """Load the checkpoint at `path` into `model`, path by path (see the module docstring).
 
@@ -157,9 +162,9 @@ def load(model, path, *, format=None, full_model=None):
         full_model = lambda: model.__class__.from_config(model.get_config())  # noqa: E731
     state = read_state(path, format, full_model)
     variables = {w.path: w for w in model.weights}
-    has_top = any(p.startswith("predictions/") for p in variables)
+    has_top = any(p.startswith(TOP_PREFIXES) for p in variables)
     if not has_top:
-        state = {p: v for p, v in state.items() if not p.startswith("predictions/")}
+        state = {p: v for p, v in state.items() if not p.startswith(TOP_PREFIXES)}
     missing = sorted(set(variables) - set(state))
     unexpected = sorted(set(state) - set(variables))
     if missing or unexpected:
