@@ -2,6 +2,7 @@
 and docs/*.md names a file of the repository (a broken one once pointed at run folders that an
 ignore rule had kept out of git)."""
 
+import functools
 import re
 import subprocess
 from pathlib import Path
@@ -14,6 +15,7 @@ PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 
 
+@functools.cache
 def _tracked():
     """The files git tracks (so an ignored file that exists only here still counts as
     missing); every file under the repository where this is not a git checkout."""
@@ -29,9 +31,7 @@ def _tracked():
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
 def test_relative_links_name_tracked_files(page):
     tracked = _tracked()
-    folders = {str(Path(f).parent) for f in tracked} | {
-        str(p) for f in tracked for p in Path(f).parents
-    }
+    folders = {str(p) for f in tracked for p in Path(f).parents}
     missing = []
     for target in LINK.findall(page.read_text()):
         path = target.split("#")[0]
