@@ -219,7 +219,7 @@ def test_a_model_without_weights_lists_those_that_have_them():
     ]
     assert having  # the shipped CIFAR-10 weights
     with pytest.raises(ValueError) as error:
-        keras_resnets.build("highway", weights="cifar10")
+        keras_resnets.build("plain", weights="cifar10")  # not trained yet
     assert f"Models with 'cifar10' weights: {', '.join(having)}." in str(error.value)
 
 
