@@ -100,8 +100,7 @@ def main():
             f"{s['wall_time_seconds'] / 60:>7.1f}"
         )
     print(f"\nPlot: {plot}\nRuns: {out}/<network>/ (history.csv, summary.json, best.keras)")
-    cpu = machine.cpu_info()
-    print(f"Machine: {cpu['model']} ({machine.cpu_kind()}), {os.cpu_count()} cores")
+    print(f"Machine: {machine.cpu_name()} ({machine.cpu_kind()}), {os.cpu_count()} cores")
 
 
 def first_at(history, accuracy):

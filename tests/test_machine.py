@@ -31,6 +31,43 @@ def test_cpu_info_matches_proc_cpuinfo():
     assert info["kind"] == machine.cpu_kind(flags)
 
 
+# /proc/cpuinfo's first block on the EPYC Zen 4 that trained the article's HighwayNet (cut).
+ZEN4_CPUINFO = """processor\t: 0
+vendor_id\t: AuthenticAMD
+cpu family\t: 25
+model\t\t: 17
+model name\t: AMD EPYC
+cpu MHz\t\t: 2596.136
+flags\t\t: fpu avx2 fma avx512f avx512bw avx512_vnni avx512_bf16
+
+processor\t: 1
+vendor_id\t: GenuineIntel
+cpu family\t: 6
+model\t\t: 143
+"""
+
+
+def test_cpu_generation_from_cpuid_family_and_model():
+    # The CPUs of this project's runs (closing notes of 2026-12-01/02), as lscpu named them,
+    # and AMD's and Intel's published family/model numbers.
+    assert machine.cpu_generation("AuthenticAMD", 25, 1) == "Zen 3"  # EPYC 7003 (Milan)
+    assert machine.cpu_generation("AuthenticAMD", 25, 17) == "Zen 4"  # EPYC 9004 (Genoa)
+    assert machine.cpu_generation("AuthenticAMD", 26, 2) == "Zen 5"  # EPYC 9005 (Turin)
+    assert machine.cpu_generation("GenuineIntel", 6, 143) == "Sapphire Rapids"
+    assert machine.cpu_generation("GenuineIntel", 6, 1) is None
+    assert machine.cpu_generation(None, None, None) is None
+
+
+def test_cpu_info_reads_the_first_processor(monkeypatch):
+    monkeypatch.setattr(machine, "_cpuinfo", lambda: ZEN4_CPUINFO)
+    info = machine.cpu_info()
+    assert (info["vendor"], info["family"], info["model_number"]) == ("AuthenticAMD", 25, 17)
+    assert info["generation"] == "Zen 4" and info["kind"] == "AVX-512 BF16"
+    assert machine.cpu_name(info) == "AMD EPYC (Zen 4, family 25 model 17)"
+    monkeypatch.setattr(machine, "_cpuinfo", lambda: "")  # not Linux: the bare model name
+    assert machine.cpu_name() == machine.cpu_info()["model"]
+
+
 def _child(code, **env_changes):
     env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
     env.update({k: v for k, v in env_changes.items() if v is not None})

@@ -44,11 +44,12 @@ KIND_WORDS = {
 
 
 def cpu_description():
-    """e.g. "AMD EPYC, 2 cores, AVX-512 with BF16, no AMX", from `keras_resnets.machine`."""
+    """e.g. "AMD EPYC (Zen 4, family 25 model 17), 2 cores, AVX-512 with BF16, no AMX", from
+    `keras_resnets.machine`."""
     from keras_resnets import machine
 
     kind = machine.cpu_kind()
-    return f"{machine.cpu_info()['model']}, {os.cpu_count()} cores, {KIND_WORDS.get(kind, kind)}"
+    return f"{machine.cpu_name()}, {os.cpu_count()} cores, {KIND_WORDS.get(kind, kind)}"
 
 
 def main(argv=None):
