@@ -115,3 +115,50 @@ def test_evaluate_reproduces_the_recorded_full_test_set_figure(test_set):
     assert done.returncode == 0, done.stderr[-2000:]
     expected = f"Test accuracy: {entry.meta['test_accuracy'] / 100:.4f} on 10000 images"
     assert expected in done.stdout, done.stdout[-2000:]
+
+
+def test_ship_scores_a_gpu_runs_weights_and_records_that_gpu(tmp_path, monkeypatch, test_set):
+    # A GPU run brings back its weights alone (benchmarks/gpu/train.sh). Ship reloads them
+    # into a fresh float32 build; its figures must be this model's own predictions, and the
+    # machine the run's, not the one that ships it.
+    import json
+
+    from keras_resnets import machine
+    from keras_resnets.weights import ship
+
+    run = tmp_path / "run"
+    run.mkdir()
+    model = keras_resnets.build("cifar_resnet", depth=20)
+    model.save_weights(run / "last.weights.h5")
+    desc = {**machine.describe(), "backend": "jax", "gpus": ["cuda:0 NVIDIA H100 80GB HBM3"]}
+    (run / "run.json").write_text(
+        json.dumps({"model": "cifar_resnet", "model_kwargs": {"depth": 20}, "recipe": "paper"})
+    )
+    (run / "summary.json").write_text(
+        json.dumps({"epochs": 164, "seed": 3, "mixed_precision": "mixed_bfloat16", "machine": desc})
+    )
+    monkeypatch.setattr(ship, "HERE", tmp_path / "shipped")
+    monkeypatch.setattr(ship, "MANIFEST", tmp_path / "shipped" / "manifest.json")
+    ship.main([str(run), "--data", DATA, "--commit", "abc1234"])
+
+    entry = json.loads((tmp_path / "shipped" / "manifest.json").read_text())["cifar_resnet20"]
+    x_test, y_test = test_set
+    predicted = np.argmax(model.predict(x_test, batch_size=500, verbose=0), axis=-1)
+    assert entry["test_accuracy"] == round(float((predicted == y_test).mean()) * 100, 2)
+    assert entry["slice_correct"] == int((predicted[::5] == y_test[::5]).sum())
+    shipped = (tmp_path / "shipped" / entry["file"]).read_bytes()
+    assert entry["sha256"] == hashlib.sha256(shipped).hexdigest()
+    assert entry["machine"] == "cuda:0 NVIDIA H100 80GB HBM3, jax backend"
+    assert (entry["epochs"], entry["seed"], entry["commit"]) == (164, 3, "abc1234")
+
+
+def test_ship_names_the_cpu_a_run_trained_on():
+    from keras_resnets.weights import ship
+
+    zen4 = {"model": "AMD EPYC", "family": 25, "model_number": 17, "generation": "Zen 4"}
+    summary = {"machine": {"cpu_count": 2, "gpus": [], "cpu": {**zen4, "kind": "AVX-512 BF16"}}}
+    assert ship.trained_on(summary) == (
+        "AMD EPYC (Zen 4, family 25 model 17), 2 cores, AVX-512 with BF16, no AMX"
+    )
+    # A summary from before family and model were recorded: ship falls back to this machine.
+    assert ship.trained_on({"machine": {"cpu": {"model": "AMD EPYC", "kind": "AVX2"}}}) is None

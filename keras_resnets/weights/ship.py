@@ -2,9 +2,10 @@
 
     python -m keras_resnets.weights.ship RUN_DIR --data ../shared/cifar10 [--commit SHA]
 
-Takes the run's final weights (`last.keras`: the last epoch, not the best on the test set,
-which would be chosen on the test set), scores them on the full test set and on the fixed
-2,000-image slice the tests replay (`x_test[::5]`, every class), and writes
+Takes the run's final weights (`last.keras`, or `last.weights.h5` from a GPU run: the last
+epoch, not the best on the test set, which would be chosen on the test set), scores them on
+the full test set and on the fixed 2,000-image slice the tests replay (`x_test[::5]`, every
+class), and writes
 `keras_resnets/weights/cifar10/<model><depth>.weights.h5` with its entry in `manifest.json`:
 accuracy, the exact count of correct slice images, the file's SHA-256, and the run's recipe,
 epochs, seed, precision, machine, wall time and the git commit of the code that trained it.
@@ -43,6 +44,23 @@ KIND_WORDS = {
 }
 
 
+def trained_on(summary):
+    """The machine a run trained on, from its `summary.json` (`machine.describe()` there):
+    the GPU where it had one, else the CPU as `cpu_description` words it; None for a summary
+    written before the CPU's family and model were recorded."""
+    from keras_resnets import machine
+
+    desc = summary.get("machine") or {}
+    backend = desc.get("backend", "?")
+    if desc.get("gpus"):
+        return f"{desc['gpus'][0]}, {backend} backend"
+    cpu = desc.get("cpu") or {}
+    if cpu.get("family") is None:
+        return None
+    kind = cpu.get("kind")
+    return f"{machine.cpu_name(cpu)}, {desc.get('cpu_count')} cores, {KIND_WORDS.get(kind, kind)}"
+
+
 def cpu_description():
     """e.g. "AMD EPYC (Zen 4, family 25 model 17), 2 cores, AVX-512 with BF16, no AMX", from
     `keras_resnets.machine`."""
@@ -67,11 +85,14 @@ def main(argv=None):
 
     run = json.loads((args.run / "run.json").read_text())
     summary = json.loads((args.run / "summary.json").read_text())
-    trained = keras.saving.load_model(args.run / "last.keras", compile=False)
     depth = run["model_kwargs"].get("depth")
     key = f"{run['model']}{depth or ''}"
     model = keras_resnets.build(run["model"], **run["model_kwargs"])  # float32, as served
-    model.set_weights(trained.get_weights())
+    if (args.run / "last.keras").exists():
+        trained = keras.saving.load_model(args.run / "last.keras", compile=False)
+        model.set_weights(trained.get_weights())
+    else:  # a GPU run brings back its weights alone (benchmarks/gpu/train.sh)
+        model.load_weights(args.run / "last.weights.h5")
 
     arrays = data.load_arrays(args.data)
     full = predictions(model, arrays.x_test)
@@ -103,7 +124,7 @@ def main(argv=None):
         "epochs": summary["epochs"],
         "seed": summary.get("seed", run.get("seed")),
         "precision": summary.get("mixed_precision") or summary.get("precision"),
-        "machine": args.machine or cpu_description(),
+        "machine": args.machine or trained_on(summary) or cpu_description(),
         "software": summary.get("machine"),
         "wall_time_minutes": round(float(summary.get("wall_time_seconds", 0)) / 60, 1),
         "commit": commit,
