@@ -18,16 +18,8 @@ exec > >(tee "$OUT/check.log") 2>&1
 PY=${PY:-python3}
 QUICK=${GPU_CHECK_QUICK:-0}
 
-export KERAS_BACKEND=jax PYTHONUNBUFFERED=1
-# JAX and PyTorch share the GPU in the throughput group: no up-front 75% grab by JAX.
-export XLA_PYTHON_CLIENT_PREALLOCATE=false
-
-if ! $PY -c "import keras" 2>/dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site .gpu/whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+# shellcheck source=benchmarks/gpu/env.sh
+source "$(dirname "$0")/env.sh"
 
 {
   date -u

@@ -41,15 +41,8 @@ if [ "${GPU_TRAIN_QUICK:-0}" = 1 ]; then
   QUICK_ARGS="--epochs 2 --steps-per-epoch 2 --batch-size 32 --train-limit 256 --test-limit 128"
 fi
 
-export KERAS_BACKEND=jax PYTHONUNBUFFERED=1
-# Several jobs share the GPU: no up-front 75% grab of its memory by the first JAX process.
-export XLA_PYTHON_CLIENT_PREALLOCATE=false
-if ! $PY -c "import keras" 2>/dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site .gpu/whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+# shellcheck source=benchmarks/gpu/env.sh
+source "$(dirname "$0")/env.sh"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
 # Decode the archives once, before the jobs all try to at the same time.
 $PY -c "from keras_resnets import data; print(data.load_arrays('.gpu/cifar10-jpeg').x_train.shape)"
