@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import os
 
+import h5py
 import keras
 import numpy as np
 import pytest
@@ -117,6 +118,7 @@ def test_evaluate_reproduces_the_recorded_full_test_set_figure(test_set):
     assert expected in done.stdout, done.stdout[-2000:]
 
 
+@pytest.mark.slow  # seven passes over the 10,000 test images: about a minute on 2 cores
 def test_ship_scores_a_gpu_runs_weights_and_records_that_gpu(tmp_path, monkeypatch, test_set):
     # A GPU run brings back its weights alone (benchmarks/gpu/train.sh). Ship reloads them
     # into a fresh float32 build; its figures must be this model's own predictions, and the
@@ -143,11 +145,25 @@ def test_ship_scores_a_gpu_runs_weights_and_records_that_gpu(tmp_path, monkeypat
 
     entry = json.loads((tmp_path / "shipped" / "manifest.json").read_text())["cifar_resnet20"]
     x_test, y_test = test_set
-    predicted = np.argmax(model.predict(x_test, batch_size=500, verbose=0), axis=-1)
+    float32 = np.argmax(model.predict(x_test, batch_size=500, verbose=0), axis=-1)
+    path = tmp_path / "shipped" / entry["file"]
+    reloaded = keras_resnets.build("cifar_resnet", depth=20)
+    reloaded.load_weights(path)
+    predicted = np.argmax(reloaded.predict(x_test, batch_size=500, verbose=0), axis=-1)
+    # The figures are the shipped file's own; float16 only where it loses no test image.
     assert entry["test_accuracy"] == round(float((predicted == y_test).mean()) * 100, 2)
+    assert entry["float32_test_accuracy"] == round(float((float32 == y_test).mean()) * 100, 2)
     assert entry["slice_correct"] == int((predicted[::5] == y_test[::5]).sum())
-    shipped = (tmp_path / "shipped" / entry["file"]).read_bytes()
-    assert entry["sha256"] == hashlib.sha256(shipped).hexdigest()
+    half = keras_resnets.build("cifar_resnet", depth=20)
+    half.set_weights([w.astype("float16").astype("float32") for w in model.get_weights()])
+    float16 = np.argmax(half.predict(x_test, batch_size=500, verbose=0), axis=-1)
+    half_is_as_good = (float16 == y_test).sum() >= (float32 == y_test).sum()
+    with h5py.File(path) as f:
+        dtypes = set()
+        f.visititems(lambda _, item: dtypes.add(item.dtype) if hasattr(item, "dtype") else None)
+    assert entry["storage"] == ("float16" if half_is_as_good else "float32")
+    assert {dtype for dtype in dtypes if dtype.kind == "f"} == {np.dtype(entry["storage"])}
+    assert entry["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert entry["machine"] == "cuda:0 NVIDIA H100 80GB HBM3, jax backend"
     assert (entry["epochs"], entry["seed"], entry["commit"]) == (164, 3, "abc1234")
 
