@@ -105,13 +105,14 @@ def store(model, path, storage, x_test, y_test):
     full32 = predictions(model, x_test)
     if storage == "float32":
         return "float32", full32, full32
-    half = Path(tempfile.mkdtemp()) / path.name
-    to_float16(path, half)
-    model.load_weights(half)
-    full16 = predictions(model, x_test)
-    if storage == "float16" or (full16 == y_test).sum() >= (full32 == y_test).sum():
-        shutil.move(half, path)
-        return "float16", full16, full32
+    with tempfile.TemporaryDirectory() as folder:
+        half = Path(folder) / path.name
+        to_float16(path, half)
+        model.load_weights(half)
+        full16 = predictions(model, x_test)
+        if storage == "float16" or (full16 == y_test).sum() >= (full32 == y_test).sum():
+            shutil.move(half, path)
+            return "float16", full16, full32
     model.load_weights(path)
     return "float32", full32, full32
 
