@@ -51,26 +51,23 @@ def trained_on(summary):
     """The machine a run trained on, from its `summary.json` (`machine.describe()` there):
     the GPU where it had one, else the CPU as `cpu_description` words it; None for a summary
     written before the CPU's family and model were recorded."""
-    from keras_resnets import machine
-
     desc = summary.get("machine") or {}
-    backend = desc.get("backend", "?")
     if desc.get("gpus"):
-        return f"{desc['gpus'][0]}, {backend} backend"
+        return f"{desc['gpus'][0]}, {desc.get('backend', '?')} backend"
     cpu = desc.get("cpu") or {}
     if cpu.get("family") is None:
         return None
-    kind = cpu.get("kind")
-    return f"{machine.cpu_name(cpu)}, {desc.get('cpu_count')} cores, {KIND_WORDS.get(kind, kind)}"
+    return cpu_description(cpu, desc.get("cpu_count"))
 
 
-def cpu_description():
-    """e.g. "AMD EPYC (Zen 4, family 25 model 17), 2 cores, AVX-512 with BF16, no AMX", from
-    `keras_resnets.machine`."""
+def cpu_description(cpu=None, cores=None):
+    """e.g. "AMD EPYC (Zen 4, family 25 model 17), 2 cores, AVX-512 with BF16, no AMX": the CPU
+    of `machine.cpu_info()` form (default: this machine's) and its core count."""
     from keras_resnets import machine
 
-    kind = machine.cpu_kind()
-    return f"{machine.cpu_name()}, {os.cpu_count()} cores, {KIND_WORDS.get(kind, kind)}"
+    cpu = cpu or machine.cpu_info()
+    kind = cpu.get("kind")
+    return f"{machine.cpu_name(cpu)}, {cores or os.cpu_count()} cores, {KIND_WORDS.get(kind, kind)}"
 
 
 def to_float16(source, target):
