@@ -118,7 +118,7 @@ def test_evaluate_reproduces_the_recorded_full_test_set_figure(test_set):
     assert expected in done.stdout, done.stdout[-2000:]
 
 
-@pytest.mark.slow  # seven passes over the 10,000 test images: about a minute on 2 cores
+@pytest.mark.slow  # five passes over the 10,000 test images: about a minute on 2 cores
 def test_ship_scores_a_gpu_runs_weights_and_records_that_gpu(tmp_path, monkeypatch, test_set):
     # A GPU run brings back its weights alone (benchmarks/gpu/train.sh). Ship reloads them
     # into a fresh float32 build; its figures must be this model's own predictions, and the
