@@ -246,6 +246,27 @@ def onednn_notice(backend=None):
     )
 
 
+# How a machine line words each of `cpu_kind()`'s labels.
+KIND_WORDS = {
+    "AMX": "AMX",
+    "AVX-512 BF16": "AVX-512 with BF16, no AMX",
+    "AVX-512": "AVX-512, no BF16",
+    "AVX2": "AVX2 only",
+}
+
+
+def words(desc):
+    """One line naming the machine of a `describe()` dict: its first GPU and backend where it
+    had one, else e.g. "AMD EPYC (Zen 4, family 25 model 17), 2 cores, AVX-512 with BF16, no
+    AMX". Run folders record it at each start of a run, the weights manifest per file."""
+    if desc.get("gpus"):
+        return f"{desc['gpus'][0]}, {desc.get('backend', '?')} backend"
+    cpu = desc.get("cpu") or {}
+    kind = cpu.get("kind")
+    cores = desc.get("cpu_count") or "?"
+    return f"{cpu_name(cpu)}, {cores} cores, {KIND_WORDS.get(kind, kind)}"
+
+
 def describe():
     """Versions and hardware, for run summaries, weights metadata and benchmark reports."""
     import keras

@@ -68,6 +68,19 @@ def test_cpu_info_reads_the_first_processor(monkeypatch):
     assert machine.cpu_name() == machine.cpu_info()["model"]
 
 
+def test_machine_words_name_the_gpu_or_the_cpu_with_its_cores_and_kind(monkeypatch):
+    monkeypatch.setattr(machine, "_cpuinfo", lambda: ZEN4_CPUINFO)
+    cpu = machine.cpu_info()
+    assert machine.words({"cpu_count": 2, "gpus": [], "cpu": cpu}) == (
+        "AMD EPYC (Zen 4, family 25 model 17), 2 cores, AVX-512 with BF16, no AMX"
+    )
+    assert machine.words(
+        {"cpu_count": 16, "gpus": ["cuda:0 NVIDIA H100"], "cpu": cpu, "backend": "jax"}
+    ) == ("cuda:0 NVIDIA H100, jax backend")
+    here = machine.words(machine.describe())
+    assert here.startswith(machine.cpu_name()) or machine.describe()["gpus"]
+
+
 def _child(code, **env_changes):
     env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
     env.update({k: v for k, v in env_changes.items() if v is not None})

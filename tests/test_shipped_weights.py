@@ -178,3 +178,23 @@ def test_ship_names_the_cpu_a_run_trained_on():
     )
     # A summary from before family and model were recorded: ship falls back to this machine.
     assert ship.trained_on({"machine": {"cpu": {"model": "AMD EPYC", "kind": "AVX2"}}}) is None
+
+
+def test_ship_names_each_machine_of_a_resumed_run_with_its_epochs():
+    from keras_resnets.weights import ship
+
+    summary = {"epochs": 9, "machine": {"cpu_count": 2, "gpus": ["H100"], "backend": "jax"}}
+    zen4, spr = "AMD EPYC (Zen 4), 2 cores", "Intel Xeon (Sapphire Rapids), 2 cores, AMX"
+    starts = [
+        {"epoch": 0, "machine": zen4},
+        {"epoch": 4, "machine": zen4},  # killed and resumed on the same kind: one span
+        {"epoch": 6, "machine": spr},
+    ]
+    assert ship.trained_on(summary, starts) == f"{zen4} (epochs 1-6); {spr} (epochs 7-9)"
+    # A run begun before starts were recorded, then resumed: the first machine is unknown.
+    unknown = [{"epoch": 0, "machine": None}, {"epoch": 3, "machine": spr}]
+    assert ship.trained_on(summary, unknown) == (
+        f"an unrecorded machine (epochs 1-3); {spr} (epochs 4-9)"
+    )
+    # One machine throughout: the summary's own words.
+    assert ship.trained_on(summary, starts[:2]) == "H100, jax backend"

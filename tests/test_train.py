@@ -148,6 +148,8 @@ def test_train_writes_the_run_folder(tmp_path):
         assert model.output_shape == (None, 10)
     assert (out / "errors.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert any((out / "tensorboard").rglob("events.out.tfevents.*"))
+    (start,) = json.loads((out / "run.json").read_text())["starts"]
+    assert start["epoch"] == 0 and start["machine"] == machine.words(machine.describe())
     saved = json.loads((out / "summary.json").read_text())
     for key in (
         "model",
@@ -231,6 +233,8 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
     )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "Resuming" in resumed.stdout
+    starts = json.loads((out / "run.json").read_text())["starts"]
+    assert [s["epoch"] for s in starts] == [0, killed_after]
     rows = plotting.read_history(out / "history.csv")
     assert [r["epoch"] for r in rows] == list(range(epochs))
 

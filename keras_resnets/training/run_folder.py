@@ -7,7 +7,7 @@
     backup/            BackupAndRestore's state: a killed run resumes from it
     errors.png         train and test error against epoch, as in the papers' figures
     run.json           what the run trains (model, builder arguments, recipe, class names,
-                       data source, command line), written before the first epoch
+                       data source, command line), and each start's epoch, time and machine
     summary.json       model, parameters, recipe, epochs, wall time, accuracies, machine
 
 A run folder holds one run: resuming it with another model, builder arguments or recipe is
@@ -16,12 +16,15 @@ refused (`check_run_folder`), and re-running a finished run reports it without t
 """
 
 import csv
+import datetime
 import json
 import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
+
+from keras_resnets import machine
 
 # What a run writes into its folder; `restart` removes these and nothing else.
 RUN_FILES = (
@@ -148,8 +151,23 @@ class RunFolder:
         best = max(float(r.get("val_accuracy") or -np.inf) for r in rows)
         return float(rows[-1].get("wall_time") or 0.0), best
 
-    def write_run(self, *, model, model_kwargs, recipe, network, class_names, data):
-        """run.json: what the run trains, before the first epoch."""
+    def write_run(self, *, model, model_kwargs, recipe, network, class_names, data, epoch=0):
+        """run.json: what the run trains, written at each start, before its first epoch.
+
+        Its `starts` lists each start of the run: the epoch it began at (0-based), the UTC
+        time and the machine (`machine.words`), so that a run resumed on another machine
+        says which epochs each trained, and its wall time is read knowing that."""
+        previous = read_json(self.path / "run.json") or {}
+        starts = list(previous.get("starts", []))
+        if epoch and not starts:  # resumed from a run written before starts were recorded
+            starts.append({"epoch": 0, "time": None, "machine": None})
+        starts.append(
+            {
+                "epoch": int(epoch),
+                "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "machine": machine.words(machine.describe()),
+            }
+        )
         run = {
             "model": model,
             "model_kwargs": model_kwargs,
@@ -158,6 +176,7 @@ class RunFolder:
             "class_names": list(class_names),
             "data": data,
             "argv": sys.argv,
+            "starts": starts,
         }
         (self.path / "run.json").write_text(json.dumps(run, indent=2))
 

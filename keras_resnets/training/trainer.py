@@ -171,6 +171,7 @@ def _run(config, dist, *, policy, recipe, batch_size):
         network=net.name,
         class_names=data.class_names,
         data=data.source,
+        epoch=initial_epoch,
     )
 
     start = time.perf_counter()

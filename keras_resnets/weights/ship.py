@@ -8,8 +8,9 @@ the full test set and on the fixed 2,000-image slice the tests replay (`x_test[:
 class), and writes
 `keras_resnets/weights/cifar10/<model><depth>.weights.h5` with its entry in `manifest.json`:
 accuracy, the exact count of correct slice images, the file's SHA-256, its storage (float16
-where that gets at least as many test images right as float32, `--storage`), and the run's recipe,
-epochs, seed, precision, machine, wall time and the git commit of the code that trained it.
+where that gets at least as many test images right as float32, `--storage`), and the run's
+recipe, epochs, seed, precision, wall time, the git commit of the code that trained it and the
+machine it trained on (each machine with its epochs, for a run resumed on another).
 The registry reads the manifest (`registry.shipped_weights`).
 """
 
@@ -38,36 +39,27 @@ def predictions(model, images, batch_size=500):
     )
 
 
-# The manifest's wording for each of `machine.cpu_kind()`'s labels.
-KIND_WORDS = {
-    "AMX": "AMX",
-    "AVX-512 BF16": "AVX-512 with BF16, no AMX",
-    "AVX-512": "AVX-512, no BF16",
-    "AVX2": "AVX2 only",
-}
-
-
-def trained_on(summary):
-    """The machine a run trained on, from its `summary.json` (`machine.describe()` there):
-    the GPU where it had one, else the CPU as `cpu_description` words it; None for a summary
-    written before the CPU's family and model were recorded."""
-    desc = summary.get("machine") or {}
-    if desc.get("gpus"):
-        return f"{desc['gpus'][0]}, {desc.get('backend', '?')} backend"
-    cpu = desc.get("cpu") or {}
-    if cpu.get("family") is None:
-        return None
-    return cpu_description(cpu, desc.get("cpu_count"))
-
-
-def cpu_description(cpu=None, cores=None):
-    """e.g. "AMD EPYC (Zen 4, family 25 model 17), 2 cores, AVX-512 with BF16, no AMX": the CPU
-    of `machine.cpu_info()` form (default: this machine's) and its core count."""
+def trained_on(summary, starts=()):
+    """The machine a run trained on, as `machine.words` words it: from its `summary.json`
+    (`machine.describe()` there), or, for a run resumed on other machines, each machine with
+    its epochs, from run.json's `starts`. None for a summary written before the CPU's family
+    and model were recorded."""
     from keras_resnets import machine
 
-    cpu = cpu or machine.cpu_info()
-    kind = cpu.get("kind")
-    return f"{machine.cpu_name(cpu)}, {cores or os.cpu_count()} cores, {KIND_WORDS.get(kind, kind)}"
+    spans = []  # [machine, first epoch], consecutive starts on one machine merged
+    for start in starts:
+        if not spans or spans[-1][0] != start.get("machine"):
+            spans.append([start.get("machine"), start["epoch"]])
+    if len(spans) > 1:
+        ends = [first for _, first in spans[1:]] + [summary["epochs"]]
+        return "; ".join(
+            f"{name or 'an unrecorded machine'} (epochs {first + 1}-{end})"
+            for (name, first), end in zip(spans, ends)
+        )
+    desc = summary.get("machine") or {}
+    if not desc.get("gpus") and (desc.get("cpu") or {}).get("family") is None:
+        return None
+    return machine.words(desc)
 
 
 def to_float16(source, target):
@@ -133,7 +125,7 @@ def main(argv=None):
     import keras
 
     import keras_resnets
-    from keras_resnets import data
+    from keras_resnets import data, machine
 
     run = json.loads((args.run / "run.json").read_text())
     summary = json.loads((args.run / "summary.json").read_text())
@@ -177,7 +169,9 @@ def main(argv=None):
         "epochs": summary["epochs"],
         "seed": summary.get("seed", run.get("seed")),
         "precision": summary.get("mixed_precision") or summary.get("precision"),
-        "machine": args.machine or trained_on(summary) or cpu_description(),
+        "machine": args.machine
+        or trained_on(summary, run.get("starts", ()))
+        or machine.words(machine.describe()),
         "software": summary.get("machine"),
         "wall_time_minutes": round(float(summary.get("wall_time_seconds", 0)) / 60, 1),
         "commit": commit,
