@@ -198,3 +198,57 @@ def test_ship_names_each_machine_of_a_resumed_run_with_its_epochs():
     )
     # One machine throughout: the summary's own words.
     assert ship.trained_on(summary, starts[:2]) == "H100, jax backend"
+
+
+@pytest.mark.slow  # four passes over the 10,000 test images: about a minute on 2 cores
+def test_restore_stores_a_shipped_file_again_and_keeps_its_provenance(
+    tmp_path, monkeypatch, test_set
+):
+    # `ship --restore` re-stores a shipped file (float16 for those shipped in float32). Here on
+    # a copy of a float32 ResNet-20 file with random weights, whose manifest figure is its own.
+    import json
+
+    from keras_resnets.weights import ship
+
+    x_test, y_test = test_set
+    model = keras_resnets.build("cifar_resnet", depth=20)
+    float32 = np.argmax(model.predict(x_test, batch_size=500, verbose=0), axis=-1)
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    model.save_weights(shipped / "cifar_resnet20.weights.h5")
+    before = (shipped / "cifar_resnet20.weights.h5").read_bytes()
+    entry = {
+        "model": "cifar_resnet",
+        "model_kwargs": {"depth": 20},
+        "file": "cifar_resnet20.weights.h5",
+        "test_accuracy": round(float((float32 == y_test).mean()) * 100, 2),
+        "commit": "abc1234",
+        "recipe": "fast",
+    }
+    monkeypatch.setattr(ship, "HERE", shipped)
+    monkeypatch.setattr(ship, "MANIFEST", shipped / "manifest.json")
+
+    # A manifest figure the weights no longer reproduce: refused, nothing written.
+    wrong = {**entry, "test_accuracy": entry["test_accuracy"] + 1}
+    (shipped / "manifest.json").write_text(json.dumps({"cifar_resnet20": wrong}))
+    with pytest.raises(SystemExit, match="scores .* where its manifest says"):
+        ship.main(["--restore", "cifar_resnet20", "--data", DATA, "--storage", "float16"])
+    assert (shipped / "cifar_resnet20.weights.h5").read_bytes() == before
+
+    (shipped / "manifest.json").write_text(json.dumps({"cifar_resnet20": entry}))
+    ship.main(["--restore", "cifar_resnet20", "--data", DATA, "--storage", "float16"])
+    got = json.loads((shipped / "manifest.json").read_text())["cifar_resnet20"]
+    path = shipped / got["file"]
+    half = keras_resnets.build("cifar_resnet", depth=20)
+    half.set_weights([w.astype("float16").astype("float32") for w in model.get_weights()])
+    float16 = np.argmax(half.predict(x_test, batch_size=500, verbose=0), axis=-1)
+    with h5py.File(path) as f:
+        dtypes = set()
+        f.visititems(lambda _, item: dtypes.add(item.dtype) if hasattr(item, "dtype") else None)
+    assert {dtype for dtype in dtypes if dtype.kind == "f"} == {np.dtype("float16")}
+    assert got["storage"] == "float16"
+    assert got["test_accuracy"] == round(float((float16 == y_test).mean()) * 100, 2)
+    assert got["float32_test_accuracy"] == entry["test_accuracy"]
+    assert got["slice_correct"] == int((float16[::5] == y_test[::5]).sum())
+    assert got["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert (got["commit"], got["recipe"]) == ("abc1234", "fast")

@@ -1,6 +1,7 @@
 """Maintainers' tool: ship a finished CIFAR-10 run's weights with the package.
 
     python -m keras_resnets.weights.ship RUN_DIR --data ../shared/cifar10 [--commit SHA]
+    python -m keras_resnets.weights.ship --restore resnet25 --data ../shared/cifar10
 
 Takes the run's final weights (`last.keras`, or `last.weights.h5` from a GPU run: the last
 epoch, not the best on the test set, which would be chosen on the test set), scores them on
@@ -106,9 +107,58 @@ def store(model, path, storage, x_test, y_test):
     return "float32", full32, full32
 
 
+def restore(key, data_dir, storage):
+    """Store the shipped file `key` again as `storage` says (float16 for the files shipped
+    before float16 storage existed, whose run folders are gone), keeping its provenance.
+
+    Its float32 weights must still score the manifest's figure on the full test set, else
+    the architecture or preprocessing changed since it shipped, and nothing is written."""
+    import keras_resnets
+    from keras_resnets import data
+
+    manifest = json.loads(MANIFEST.read_text())
+    if key not in manifest:
+        raise SystemExit(f"No shipped weights {key!r}: the manifest has {', '.join(manifest)}.")
+    entry = manifest[key]
+    path = HERE / entry["file"]
+    model = keras_resnets.build(entry["model"], **entry["model_kwargs"])
+    model.load_weights(path)
+    arrays = data.load_arrays(data_dir)
+    recorded = entry.get("float32_test_accuracy", entry["test_accuracy"])
+    with tempfile.TemporaryDirectory() as folder:
+        candidate = Path(folder) / path.name
+        chosen, full, full32 = store(model, candidate, storage, arrays.x_test, arrays.y_test)
+        accuracy32 = round(float((full32 == arrays.y_test).mean()) * 100, 2)
+        if entry.get("storage", "float32") == "float32" and accuracy32 != recorded:
+            raise SystemExit(
+                f"{path.name} scores {accuracy32}% where its manifest says {recorded}%: "
+                "the network or the data changed since it shipped. Nothing written."
+            )
+        shutil.move(candidate, path)
+    sliced = full[SLICE]
+    entry.update(
+        sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+        storage=chosen,
+        test_accuracy=round(float((full == arrays.y_test).mean()) * 100, 2),
+        float32_test_accuracy=recorded,
+        slice_correct=int((sliced == arrays.y_test[SLICE]).sum()),
+        slice_images=int(len(sliced)),
+    )
+    MANIFEST.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    print(
+        f"{path} ({os.path.getsize(path):,} bytes, {chosen}): {entry['test_accuracy']}% on the "
+        f"test set (float32: {recorded}%), {entry['slice_correct']}/{len(sliced)} on the slice"
+    )
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", type=Path)
+    parser.add_argument("run", type=Path, nargs="?", help="the finished run folder to ship")
+    parser.add_argument(
+        "--restore",
+        metavar="KEY",
+        help="store a shipped file again (e.g. resnet25) as --storage says, its provenance kept",
+    )
     parser.add_argument("--data", required=True)
     parser.add_argument("--commit", help="the commit of the code that trained the run")
     parser.add_argument(
@@ -121,12 +171,16 @@ def main(argv=None):
         help="the file's dtype; auto: float16 where it gets at least as many test images right",
     )
     args = parser.parse_args(argv)
+    if args.restore:
+        return restore(args.restore, args.data, args.storage)
 
     import keras
 
     import keras_resnets
     from keras_resnets import data, machine
 
+    if args.run is None:
+        parser.error("give the run folder to ship, or --restore KEY")
     run = json.loads((args.run / "run.json").read_text())
     summary = json.loads((args.run / "summary.json").read_text())
     depth = run["model_kwargs"].get("depth")
