@@ -133,8 +133,17 @@ def test_ship_scores_a_gpu_runs_weights_and_records_that_gpu(tmp_path, monkeypat
     model = keras_resnets.build("cifar_resnet", depth=20)
     model.save_weights(run / "last.weights.h5")
     desc = {**machine.describe(), "backend": "jax", "gpus": ["cuda:0 NVIDIA H100 80GB HBM3"]}
+    # The data source as a GPU run's run.json words it (benchmarks/gpu/train.sh).
+    source = ".gpu/cifar10-gpu/{cifar10-jpeg-train.tar.xz, cifar10-test.tar.xz}"
     (run / "run.json").write_text(
-        json.dumps({"model": "cifar_resnet", "model_kwargs": {"depth": 20}, "recipe": "paper"})
+        json.dumps(
+            {
+                "model": "cifar_resnet",
+                "model_kwargs": {"depth": 20},
+                "recipe": "paper",
+                "data": f"image archives {source} (decoded)",
+            }
+        )
     )
     (run / "summary.json").write_text(
         json.dumps({"epochs": 164, "seed": 3, "mixed_precision": "mixed_bfloat16", "machine": desc})
@@ -165,6 +174,7 @@ def test_ship_scores_a_gpu_runs_weights_and_records_that_gpu(tmp_path, monkeypat
     assert {dtype for dtype in dtypes if dtype.kind == "f"} == {np.dtype(entry["storage"])}
     assert entry["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert entry["machine"] == "cuda:0 NVIDIA H100 80GB HBM3, jax backend"
+    assert "trained on the JPEG q75 copy" in entry["dataset"]
     assert (entry["epochs"], entry["seed"], entry["commit"]) == (164, 3, "abc1234")
 
 

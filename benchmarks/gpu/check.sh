@@ -42,10 +42,10 @@ timeout 150 $PY -m benchmarks matmul $MATMUL --out "$OUT" --no-append
 timeout 240 $PY -m benchmarks throughput $R50 --peers torch --precision bfloat16 \
   --modes train --out "$OUT"
 
-echo "== CIFAR ResNet-56, fast recipe, bf16, on the JPEG q75 copy: time to 93% =="
+echo "== CIFAR ResNet-56, fast recipe, bf16, JPEG q75 training images: time to 93% =="
 rm -rf /tmp/r56
 timeout 330 $PY -m keras_resnets train --model cifar_resnet $R56 --recipe fast \
-  --mixed-precision mixed_bfloat16 --data .gpu/cifar10-jpeg --out /tmp/r56 --verbose 2
+  --mixed-precision mixed_bfloat16 --data .gpu/cifar10-gpu --out /tmp/r56 --verbose 2
 for f in summary.json history.csv errors.png; do
   cp "/tmp/r56/$f" "$OUT/r56_$f" 2>/dev/null
 done

@@ -2,7 +2,8 @@
 # Train the CIFAR-10 networks that issue 12 still lacks, on a lent GPU, in one device call.
 #
 # The GPU machines have JAX but no TensorFlow: training runs on the JAX backend with the NumPy
-# pipeline, on the JPEG q75 copy of CIFAR-10 (../shared does not travel). Prepare once on the
+# pipeline, on the JPEG q75 copy of CIFAR-10's training images (../shared does not travel),
+# scored every epoch on the real (PNG) test set, as here (.gpu/cifar10-gpu). Prepare once on the
 # CPU machine with benchmarks/gpu/prepare.sh, then call the device tool with
 #   command: bash benchmarks/gpu/train.sh    carry: [".gpu"]    timeout_s: 590
 # Jobs run TRAIN_PARALLEL at a time on the one GPU (small CIFAR nets leave most of it idle)
@@ -12,7 +13,8 @@
 # files of 16 MiB, so at most 7 jobs. Back on the CPU machine, for each finished job:
 #   mkdir -p runs/gpu/JOB && tar -xf /work/.device/.../JOB.tar -C runs/gpu/JOB
 #   python -m keras_resnets.weights.ship runs/gpu/JOB --data ../shared/cifar10 --commit SHA
-# which scores the weights on the PNG test set with TensorFlow and records the GPU.
+# which scores the weights on the PNG test set with TensorFlow and records the GPU and the
+# JPEG training images.
 #
 # TRAIN_JOBS replaces the list below (one job a line: name, then `keras-resnets train`
 # arguments). GPU_TRAIN_QUICK=1 shrinks every job to a few steps; with
@@ -45,7 +47,7 @@ fi
 source "$(dirname "$0")/env.sh"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
 # Decode the archives once, before the jobs all try to at the same time.
-$PY -c "from keras_resnets import data; print(data.load_arrays('.gpu/cifar10-jpeg').x_train.shape)"
+$PY -c "from keras_resnets import data; print(data.load_arrays('.gpu/cifar10-gpu').x_train.shape)"
 
 pack() {  # pack JOB: the job's run folder as $OUT/JOB.tar, with its weights alone
   local run=/tmp/gpu_runs/$1
@@ -68,7 +70,7 @@ train() {  # train JOB ARGS...: one `keras-resnets train`, cut at the budget's e
   echo "== $job: $* (at most ${left}s)"
   # shellcheck disable=SC2086
   timeout "$left" $PY -m keras_resnets train "$@" $QUICK_ARGS --mixed-precision mixed_bfloat16 \
-    --data .gpu/cifar10-jpeg --out "/tmp/gpu_runs/$job" --verbose 2 >"/tmp/gpu_runs/$job.log" 2>&1
+    --data .gpu/cifar10-gpu --out "/tmp/gpu_runs/$job" --verbose 2 >"/tmp/gpu_runs/$job.log" 2>&1
   echo "== $job: exit $? after $((SECONDS - START))s; $(tail -n 1 "/tmp/gpu_runs/$job.log")"
   pack "$job"
 }

@@ -40,6 +40,20 @@ def predictions(model, images, batch_size=500):
     )
 
 
+PNG = "cifar10 (../shared/cifar10: near-lossless PNG copy, original split)"
+JPEG_TRAINED = (
+    "cifar10 (trained on the JPEG q75 copy of the training images, ../shared/cifar10-jpeg; "
+    "scored on the near-lossless PNG test set, ../shared/cifar10)"
+)
+
+
+def dataset_words(source):
+    """The manifest's `dataset`, from the run's data source (run.json's `data`): the GPU runs
+    of benchmarks/gpu/train.sh train on the JPEG copy's training archive; every figure in
+    the manifest is on the PNG test set."""
+    return JPEG_TRAINED if "jpeg" in (source or "").lower() else PNG
+
+
 def trained_on(summary, starts=()):
     """The machine a run trained on, as `machine.words` words it: from its `summary.json`
     (`machine.describe()` there), or, for a run resumed on other machines, each machine with
@@ -211,7 +225,7 @@ def main(argv=None):
         "model_kwargs": run["model_kwargs"],
         "file": path.name,
         "sha256": sha,
-        "dataset": "cifar10 (../shared/cifar10: near-lossless PNG copy, original split)",
+        "dataset": dataset_words(run.get("data")),
         "test_accuracy": round(float((full == arrays.y_test).mean()) * 100, 2),
         "storage": storage,
         "float32_test_accuracy": round(float((full32 == arrays.y_test).mean()) * 100, 2),
