@@ -259,12 +259,15 @@ def words(desc):
     """One line naming the machine of a `describe()` dict: its first GPU and backend where it
     had one, else e.g. "AMD EPYC (Zen 4, family 25 model 17), 2 cores, AVX-512 with BF16, no
     AMX". Run folders record it at each start of a run, the weights manifest per file."""
-    if desc.get("gpus"):
-        return f"{desc['gpus'][0]}, {desc.get('backend', '?')} backend"
+    gpus = desc.get("gpus")
+    if gpus:
+        count = f"{len(gpus)}x " if len(gpus) > 1 else ""
+        return f"{count}{gpus[0]}, {desc.get('backend', '?')} backend"
     cpu = desc.get("cpu") or {}
+    name = cpu_name(cpu) if cpu.get("model") else "unknown CPU"
     kind = cpu.get("kind")
-    cores = desc.get("cpu_count") or "?"
-    return f"{cpu_name(cpu)}, {cores} cores, {KIND_WORDS.get(kind, kind)}"
+    words = [name, f"{desc.get('cpu_count') or '?'} cores"]
+    return ", ".join(words + ([KIND_WORDS.get(kind, kind)] if kind else []))
 
 
 def describe():
@@ -289,14 +292,19 @@ def describe():
 
             desc["tensorflow"] = tf.__version__
             desc["onednn"] = tensorflow_onednn()
-            desc["gpus"] = [d.name for d in tf.config.list_physical_devices("GPU")]
+            details = tf.config.experimental.get_device_details
+            desc["gpus"] = [  # e.g. "/physical_device:GPU:0 NVIDIA H100 80GB HBM3"
+                f"{d.name} {details(d).get('device_name', '')}".strip()
+                for d in tf.config.list_physical_devices("GPU")
+            ]
         except ImportError:
             pass
     if backend == "jax":
         import jax
 
         desc["jax"] = jax.__version__
-        desc["gpus"] = [str(d) for d in jax.devices() if d.platform != "cpu"]
+        # e.g. "cuda:0 NVIDIA H100 80GB HBM3": JAX's str(device) has no model name.
+        desc["gpus"] = [f"{d} {d.device_kind}" for d in jax.devices() if d.platform != "cpu"]
     try:
         import psutil
 

@@ -208,9 +208,47 @@ def test_ship_names_each_machine_of_a_resumed_run_with_its_epochs():
     )
     # One machine throughout: the summary's own words.
     assert ship.trained_on(summary, starts[:2]) == "H100, jax backend"
+    # Starts that trained no epoch name no machine: killed in its first epoch, then resumed
+    # elsewhere; resumed after the last epoch's backup (only the summary was left to write).
+    assert ship.spans([{"epoch": 0, "machine": zen4}, {"epoch": 0, "machine": spr}], 9) == [
+        (spr, 1, 9)
+    ]
+    assert ship.spans(starts + [{"epoch": 9, "machine": "a GPU"}], 9) == [
+        (zen4, 1, 6),
+        (spr, 7, 9),
+    ]
+    # A start at an earlier epoch (the backup removed) replaces the epochs it trained again.
+    again = [{"epoch": 0, "machine": zen4}, {"epoch": 5, "machine": spr}]
+    assert ship.spans(again + [{"epoch": 2, "machine": zen4}], 9) == [(zen4, 1, 9)]
 
 
-@pytest.mark.slow  # four passes over the 10,000 test images: about a minute on 2 cores
+def test_ship_names_the_training_images_a_run_used():
+    from keras_resnets.weights import ship
+
+    png = "image archives ../shared/cifar10/{cifar10-test.tar.xz, cifar10-train.tar.xz}"
+    gpu = "image archives .gpu/cifar10-gpu/{cifar10-jpeg-train.tar.xz, cifar10-test.tar.xz}"
+    assert ship.dataset_words([png]) == ship.PNG
+    assert ship.dataset_words([gpu, gpu]) == ship.JPEG_TRAINED
+    assert ship.dataset_words([png, gpu]) == ship.PARTLY_JPEG
+    assert ship.dataset_words(["/data/my_jpeg_photos.npz"]) == "cifar10 (/data/my_jpeg_photos.npz)"
+
+
+def test_ship_usage_errors_are_one_line(capsys):
+    from keras_resnets.weights import ship
+
+    for argv in (
+        ["--data", DATA],
+        ["--restore", "resnet25", "--commit", "abc1234", "--data", DATA],
+    ):
+        with pytest.raises(SystemExit) as raised:
+            ship.main(argv)
+        assert raised.value.code == 2
+    assert "give the run folder to ship, or --restore KEY" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="No shipped weights 'resnet9'"):
+        ship.main(["--restore", "resnet9", "--data", DATA])
+
+
+@pytest.mark.slow  # five passes over the 10,000 test images: about a minute on 2 cores
 def test_restore_stores_a_shipped_file_again_and_keeps_its_provenance(
     tmp_path, monkeypatch, test_set
 ):
@@ -231,6 +269,7 @@ def test_restore_stores_a_shipped_file_again_and_keeps_its_provenance(
         "model": "cifar_resnet",
         "model_kwargs": {"depth": 20},
         "file": "cifar_resnet20.weights.h5",
+        "sha256": hashlib.sha256(before).hexdigest(),
         "test_accuracy": round(float((float32 == y_test).mean()) * 100, 2),
         "commit": "abc1234",
         "recipe": "fast",
@@ -262,3 +301,11 @@ def test_restore_stores_a_shipped_file_again_and_keeps_its_provenance(
     assert got["slice_correct"] == int((float16[::5] == y_test[::5]).sum())
     assert got["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert (got["commit"], got["recipe"]) == ("abc1234", "fast")
+
+    # Stored in float16, it cannot go back to float32; a changed file is refused.
+    restore = ["--restore", "cifar_resnet20", "--data", DATA]
+    with pytest.raises(SystemExit, match="stored in float16: its float32 weights are gone"):
+        ship.main(restore + ["--storage", "float32"])
+    path.write_bytes(path.read_bytes() + b"\0")
+    with pytest.raises(SystemExit, match="does not match its manifest's SHA-256"):
+        ship.main(restore)

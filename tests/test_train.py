@@ -227,6 +227,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
             proc.kill()
     killed_after = len(plotting.read_history(out / "history.csv"))
     assert killed_after < epochs
+    backed_up = json.loads((out / "backup" / "training_metadata.json").read_text())["epoch"]
 
     resumed = subprocess.run(
         _train_command(out, epochs), env=env, timeout=900, capture_output=True, text=True
@@ -234,7 +235,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "Resuming" in resumed.stdout
     starts = json.loads((out / "run.json").read_text())["starts"]
-    assert [s["epoch"] for s in starts] == [0, killed_after]
+    assert [s["epoch"] for s in starts] == [0, backed_up]
     rows = plotting.read_history(out / "history.csv")
     assert [r["epoch"] for r in rows] == list(range(epochs))
 
@@ -321,3 +322,28 @@ def test_the_cli_fills_the_train_config():
     assert (config.model, config.model_kwargs, config.epochs) == ("cifar_resnet", {"depth": 56}, 3)
     assert (config.jit_compile, config.engine, config.out) == (False, "numpy", "runs/run")
     assert cli._parser().parse_args(["train"]).jit_compile == "auto"
+
+
+def test_run_json_records_each_start_and_a_start_it_never_saw(tmp_path):
+    from keras_resnets.training.run_folder import RunFolder
+
+    folder = RunFolder(tmp_path)
+    what = dict(
+        model="resnet",
+        model_kwargs={"depth": 25},
+        recipe="article_fast",
+        network="n",
+        class_names=["a", "b"],
+    )
+    # A run begun before run.json recorded its starts, resumed at epoch 4 on another source.
+    (tmp_path / "run.json").write_text(json.dumps({**what, "data": "png archives"}))
+    folder.write_run(**what, data="jpeg archives", epoch=4)
+    folder.write_run(**what, data="jpeg archives", epoch=7)
+    starts = json.loads((tmp_path / "run.json").read_text())["starts"]
+    here = machine.words(machine.describe())
+    assert [(s["epoch"], s["machine"], s["data"]) for s in starts] == [
+        (0, None, "png archives"),
+        (4, here, "jpeg archives"),
+        (7, here, "jpeg archives"),
+    ]
+    assert starts[0]["time"] is None and all(s["time"].endswith("+00:00") for s in starts[1:])

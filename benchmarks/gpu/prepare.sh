@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run once on the CPU machine, in the repository root, before a GPU (device) session:
-# fills .gpu/ (ignored by git, ~40 MB, under the 64 MiB `carry` takes) with what the GPU machine lacks, for `carry`:
+# fills .gpu/ (ignored by git; ~40 MB, within the 64 MiB `carry` takes) with what the GPU
+# machine lacks, for `carry`:
 #   - Keras and its two dependencies that machine does not have (Python 3.12 wheels);
 #   - CIFAR-10 (../shared does not travel to that machine) in .gpu/cifar10-gpu/: the JPEG q75
 #     copy's training archive (15 MB) and the real, PNG test archive (22 MB), so that runs

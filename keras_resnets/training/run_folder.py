@@ -155,17 +155,19 @@ class RunFolder:
         """run.json: what the run trains, written at each start, before its first epoch.
 
         Its `starts` lists each start of the run: the epoch it began at (0-based), the UTC
-        time and the machine (`machine.words`), so that a run resumed on another machine
-        says which epochs each trained, and its wall time is read knowing that."""
+        time, the machine (`machine.words`) and the data source, so that a run resumed on
+        another machine says which epochs each trained, and its wall time is read knowing
+        that. A multi-worker run records its chief's machine."""
         previous = read_json(self.path / "run.json") or {}
         starts = list(previous.get("starts", []))
         if epoch and not starts:  # resumed from a run written before starts were recorded
-            starts.append({"epoch": 0, "time": None, "machine": None})
+            starts.append({"epoch": 0, "time": None, "machine": None, "data": previous.get("data")})
         starts.append(
             {
                 "epoch": int(epoch),
                 "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                 "machine": machine.words(machine.describe()),
+                "data": data,
             }
         )
         run = {

@@ -45,13 +45,43 @@ JPEG_TRAINED = (
     "cifar10 (trained on the JPEG q75 copy of the training images, ../shared/cifar10-jpeg; "
     "scored on the near-lossless PNG test set, ../shared/cifar10)"
 )
+PARTLY_JPEG = (
+    "cifar10 (trained partly on the JPEG q75 copy of the training images, partly on the "
+    "PNG copy: see the run's starts; scored on the near-lossless PNG test set)"
+)
 
 
-def dataset_words(source):
-    """The manifest's `dataset`, from the run's data source (run.json's `data`): the GPU runs
-    of benchmarks/gpu/train.sh train on the JPEG copy's training archive; every figure in
-    the manifest is on the PNG test set."""
-    return JPEG_TRAINED if "jpeg" in (source or "").lower() else PNG
+def dataset_words(sources):
+    """The manifest's `dataset`, from the data sources a run trained on (run.json's `data`,
+    or each start's): the GPU runs of benchmarks/gpu/train.sh train on the JPEG copy's
+    training archive, runs here on the PNG copy's. Every figure in the manifest is on the
+    PNG test set. Another source is named as it is."""
+    kinds = set()
+    for source in sources:
+        if "cifar10-jpeg-train" in (source or ""):
+            kinds.add(JPEG_TRAINED)
+        elif "cifar10-train.tar" in (source or ""):
+            kinds.add(PNG)
+        else:
+            kinds.add(f"cifar10 ({source})")
+    if kinds == {JPEG_TRAINED, PNG}:
+        return PARTLY_JPEG
+    return "; ".join(sorted(kinds))
+
+
+def spans(starts, epochs):
+    """[(machine, first epoch, last epoch)], 1-based, of the starts that trained epochs: a
+    start that finished none (killed in its first epoch, or resumed after the last) is
+    dropped, a start at an earlier epoch than the last one's replaces what it retrains, and
+    consecutive starts on one machine merge."""
+    kept = []  # [machine, first epoch (0-based)]
+    for start in starts:
+        kept = [span for span in kept if span[1] < start["epoch"]]
+        if not kept or kept[-1][0] != start.get("machine"):
+            kept.append([start.get("machine"), start["epoch"]])
+    kept = [span for span in kept if span[1] < epochs]
+    ends = [first for _, first in kept[1:]] + [epochs]
+    return [(name, first + 1, end) for (name, first), end in zip(kept, ends)]
 
 
 def trained_on(summary, starts=()):
@@ -61,15 +91,11 @@ def trained_on(summary, starts=()):
     and model were recorded."""
     from keras_resnets import machine
 
-    spans = []  # [machine, first epoch], consecutive starts on one machine merged
-    for start in starts:
-        if not spans or spans[-1][0] != start.get("machine"):
-            spans.append([start.get("machine"), start["epoch"]])
-    if len(spans) > 1:
-        ends = [first for _, first in spans[1:]] + [summary["epochs"]]
+    parts = spans(starts, summary["epochs"]) if starts else []
+    if len(parts) > 1:
         return "; ".join(
-            f"{name or 'an unrecorded machine'} (epochs {first + 1}-{end})"
-            for (name, first), end in zip(spans, ends)
+            f"{name or 'an unrecorded machine'} (epochs {first}-{last})"
+            for name, first, last in parts
         )
     desc = summary.get("machine") or {}
     if not desc.get("gpus") and (desc.get("cpu") or {}).get("family") is None:
@@ -100,13 +126,14 @@ def to_float16(source, target):
         src.visititems(copy)
 
 
-def store(model, path, storage, x_test, y_test):
+def store(model, path, storage, x_test, y_test, full32=None):
     """Save `model`'s weights at `path`, in float16 where `storage` says so, or for "auto"
     where the float16 file gets at least as many test images right as float32 (the issue's
     "float16 storage is fine if the measured accuracy is unchanged"). Returns the storage
     chosen and the test-set predictions of the file as saved, and of float32."""
     model.save_weights(path)
-    full32 = predictions(model, x_test)
+    if full32 is None:  # `model`'s test-set predictions, where the caller has them
+        full32 = predictions(model, x_test)
     if storage == "float32":
         return "float32", full32, full32
     with tempfile.TemporaryDirectory() as folder:
@@ -125,8 +152,10 @@ def restore(key, data_dir, storage):
     """Store the shipped file `key` again as `storage` says (float16 for the files shipped
     before float16 storage existed, whose run folders are gone), keeping its provenance.
 
-    Its float32 weights must still score the manifest's figure on the full test set, else
-    the architecture or preprocessing changed since it shipped, and nothing is written."""
+    Nothing is written unless the file still matches its SHA-256 and still scores its
+    manifest figure on the full test set (else the file, the network or the preprocessing
+    changed since it shipped). A float16 file cannot become float32 again: its float32
+    weights are gone."""
     import keras_resnets
     from keras_resnets import data
 
@@ -135,19 +164,28 @@ def restore(key, data_dir, storage):
         raise SystemExit(f"No shipped weights {key!r}: the manifest has {', '.join(manifest)}.")
     entry = manifest[key]
     path = HERE / entry["file"]
+    stored = entry.get("storage", "float32")
+    if stored == "float16" and storage == "float32":
+        raise SystemExit(f"{path.name} is stored in float16: its float32 weights are gone.")
+    if hashlib.sha256(path.read_bytes()).hexdigest() != entry["sha256"]:
+        raise SystemExit(f"{path} does not match its manifest's SHA-256. Nothing written.")
     model = keras_resnets.build(entry["model"], **entry["model_kwargs"])
     model.load_weights(path)
     arrays = data.load_arrays(data_dir)
-    recorded = entry.get("float32_test_accuracy", entry["test_accuracy"])
+    as_stored = predictions(model, arrays.x_test)
+    accuracy = round(float((as_stored == arrays.y_test).mean()) * 100, 2)
+    if accuracy != entry["test_accuracy"]:
+        raise SystemExit(
+            f"{path.name} scores {accuracy}% where its manifest says {entry['test_accuracy']}%: "
+            "the network or the data changed since it shipped. Nothing written."
+        )
+    # A float32 file's figure is its float32 figure; a float16 file keeps the one recorded.
+    recorded = entry.get("float32_test_accuracy", accuracy)
     with tempfile.TemporaryDirectory() as folder:
         candidate = Path(folder) / path.name
-        chosen, full, full32 = store(model, candidate, storage, arrays.x_test, arrays.y_test)
-        accuracy32 = round(float((full32 == arrays.y_test).mean()) * 100, 2)
-        if entry.get("storage", "float32") == "float32" and accuracy32 != recorded:
-            raise SystemExit(
-                f"{path.name} scores {accuracy32}% where its manifest says {recorded}%: "
-                "the network or the data changed since it shipped. Nothing written."
-            )
+        chosen, full, _ = store(
+            model, candidate, storage, arrays.x_test, arrays.y_test, full32=as_stored
+        )
         shutil.move(candidate, path)
     sliced = full[SLICE]
     entry.update(
@@ -185,16 +223,20 @@ def main(argv=None):
         help="the file's dtype; auto: float16 where it gets at least as many test images right",
     )
     args = parser.parse_args(argv)
+    if args.restore and (args.run or args.commit or args.machine):
+        parser.error(
+            "--restore KEY keeps the file's provenance: give no run, --commit or --machine"
+        )
     if args.restore:
         return restore(args.restore, args.data, args.storage)
+    if args.run is None:
+        parser.error("give the run folder to ship, or --restore KEY")
 
     import keras
 
     import keras_resnets
     from keras_resnets import data, machine
 
-    if args.run is None:
-        parser.error("give the run folder to ship, or --restore KEY")
     run = json.loads((args.run / "run.json").read_text())
     summary = json.loads((args.run / "summary.json").read_text())
     depth = run["model_kwargs"].get("depth")
@@ -225,7 +267,10 @@ def main(argv=None):
         "model_kwargs": run["model_kwargs"],
         "file": path.name,
         "sha256": sha,
-        "dataset": dataset_words(run.get("data")),
+        "dataset": dataset_words(
+            [start["data"] for start in run.get("starts", ()) if "data" in start]
+            or [run.get("data")]
+        ),
         "test_accuracy": round(float((full == arrays.y_test).mean()) * 100, 2),
         "storage": storage,
         "float32_test_accuracy": round(float((full32 == arrays.y_test).mean()) * 100, 2),
