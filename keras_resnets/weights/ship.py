@@ -40,6 +40,26 @@ def predictions(model, images, batch_size=500):
     )
 
 
+def percent(predicted, labels):
+    """Accuracy in percent, as the manifest records it (two decimals)."""
+    return round(float((predicted == labels).mean()) * 100, 2)
+
+
+def file_figures(path, storage, full, y_test):
+    """The manifest's figures of the file `path` as stored: its hash, storage, and its
+    full-test-set and slice scores from `full`, its test-set predictions."""
+    sliced = full[SLICE]
+    return {
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "storage": storage,
+        "test_accuracy": percent(full, y_test),
+        "test_images": int(len(full)),
+        "slice": "x_test[::5]",
+        "slice_correct": int((sliced == y_test[SLICE]).sum()),
+        "slice_images": int(len(sliced)),
+    }
+
+
 PNG = "cifar10 (../shared/cifar10: near-lossless PNG copy, original split)"
 JPEG_TRAINED = (
     "cifar10 (trained on the JPEG q75 copy of the training images, ../shared/cifar10-jpeg; "
@@ -173,7 +193,7 @@ def restore(key, data_dir, storage):
     model.load_weights(path)
     arrays = data.load_arrays(data_dir)
     as_stored = predictions(model, arrays.x_test)
-    accuracy = round(float((as_stored == arrays.y_test).mean()) * 100, 2)
+    accuracy = percent(as_stored, arrays.y_test)
     if accuracy != entry["test_accuracy"]:
         raise SystemExit(
             f"{path.name} scores {accuracy}% where its manifest says {entry['test_accuracy']}%: "
@@ -187,19 +207,12 @@ def restore(key, data_dir, storage):
             model, candidate, storage, arrays.x_test, arrays.y_test, full32=as_stored
         )
         shutil.move(candidate, path)
-    sliced = full[SLICE]
-    entry.update(
-        sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
-        storage=chosen,
-        test_accuracy=round(float((full == arrays.y_test).mean()) * 100, 2),
-        float32_test_accuracy=recorded,
-        slice_correct=int((sliced == arrays.y_test[SLICE]).sum()),
-        slice_images=int(len(sliced)),
-    )
+    entry.update(file_figures(path, chosen, full, arrays.y_test), float32_test_accuracy=recorded)
     MANIFEST.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     print(
         f"{path} ({os.path.getsize(path):,} bytes, {chosen}): {entry['test_accuracy']}% on the "
-        f"test set (float32: {recorded}%), {entry['slice_correct']}/{len(sliced)} on the slice"
+        f"test set (float32: {recorded}%), {entry['slice_correct']}/{entry['slice_images']} "
+        "on the slice"
     )
 
 
@@ -252,9 +265,6 @@ def main(argv=None):
     HERE.mkdir(parents=True, exist_ok=True)
     path = HERE / f"{key}.weights.h5"
     storage, full, full32 = store(model, path, args.storage, arrays.x_test, arrays.y_test)
-    sliced = full[SLICE]
-    correct = int((sliced == arrays.y_test[SLICE]).sum())
-    sha = hashlib.sha256(path.read_bytes()).hexdigest()
     commit = (
         args.commit
         or subprocess.run(
@@ -266,18 +276,12 @@ def main(argv=None):
         "model": run["model"],
         "model_kwargs": run["model_kwargs"],
         "file": path.name,
-        "sha256": sha,
+        **file_figures(path, storage, full, arrays.y_test),
+        "float32_test_accuracy": percent(full32, arrays.y_test),
         "dataset": dataset_words(
             [start["data"] for start in run.get("starts", ()) if "data" in start]
             or [run.get("data")]
         ),
-        "test_accuracy": round(float((full == arrays.y_test).mean()) * 100, 2),
-        "storage": storage,
-        "float32_test_accuracy": round(float((full32 == arrays.y_test).mean()) * 100, 2),
-        "test_images": int(len(full)),
-        "slice": "x_test[::5]",
-        "slice_correct": correct,
-        "slice_images": int(len(sliced)),
         "recipe": run["recipe"],
         "epochs": summary["epochs"],
         "seed": summary.get("seed", run.get("seed")),
@@ -293,7 +297,7 @@ def main(argv=None):
     MANIFEST.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     print(
         f"{path} ({os.path.getsize(path):,} bytes): {manifest[key]['test_accuracy']}% on the "
-        f"test set, {correct}/{len(sliced)} on the slice"
+        f"test set, {manifest[key]['slice_correct']}/{manifest[key]['slice_images']} on the slice"
     )
 
 
