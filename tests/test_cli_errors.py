@@ -338,6 +338,23 @@ def test_train_is_quiet_and_a_run_folder_holds_one_run(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert "runs/run is already complete: cifar_resnet20 trained 1 of 1 epochs" in again.stdout
     assert (tmp_path / "runs/run/last.keras").stat().st_mtime_ns == last  # nothing trained
+    # Going on with another seed (another data order) would make it another run.
+    _one_error(
+        _cli(
+            tmp_path,
+            *args,
+            "--model-arg",
+            "input_shape=[32, 32, 3]",
+            "--model-arg",
+            "classes=2",
+            "--epochs",
+            "2",
+            "--seed",
+            "5",
+        ),
+        "runs/run holds a run started with seed=0",
+        "pass the ones it started with (--seed 0), or restart it (--restart)",
+    )
 
     other = ["--model", "cifar_highway", "--depth", "11"]
     _one_error(

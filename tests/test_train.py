@@ -229,9 +229,11 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
     assert killed_after < epochs
     backed_up = json.loads((out / "backup" / "training_metadata.json").read_text())["epoch"]
 
-    resumed = subprocess.run(
-        _train_command(out, epochs), env=env, timeout=900, capture_output=True, text=True
-    )
+    # Resumed without --epochs and --batch-size: the run keeps its own (run.json's settings).
+    command = _train_command(out, epochs)
+    for flag in ("--epochs", "--batch-size"):
+        del command[command.index(flag) : command.index(flag) + 2]
+    resumed = subprocess.run(command, env=env, timeout=900, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "Resuming" in resumed.stdout
     starts = json.loads((out / "run.json").read_text())["starts"]
@@ -347,3 +349,89 @@ def test_run_json_records_each_start_and_a_start_it_never_saw(tmp_path):
         (7, here, "jpeg archives"),
     ]
     assert starts[0]["time"] is None and all(s["time"].endswith("+00:00") for s in starts[1:])
+
+
+def _started_run(out, **settings):
+    """A run folder as a run leaves it after its second epoch: run.json with its settings,
+    and the backup's epoch."""
+    (out / "backup").mkdir(parents=True)
+    (out / "backup" / "training_metadata.json").write_text(json.dumps({"epoch": 2}))
+    run = {"model": "cifar_resnet", "model_kwargs": {"depth": 20}, "recipe": "fast"}
+    (out / "run.json").write_text(json.dumps({**run, "settings": settings}))
+
+
+def test_a_resumed_run_keeps_the_counts_it_left_to_their_defaults(tmp_path):
+    from keras_resnets.training import trainer
+    from keras_resnets.training.config import TrainConfig
+
+    _started_run(tmp_path, epochs=60, batch_size=64, steps_per_epoch=None, seed=3)
+    config = trainer._resumed(TrainConfig(out=tmp_path, seed=3))
+    assert (config.epochs, config.batch_size, config.steps_per_epoch) == (60, 64, None)
+    # Given counts are the caller's; a restart starts from the defaults.
+    assert trainer._resumed(TrainConfig(out=tmp_path, epochs=70)).epochs == 70
+    assert trainer._resumed(TrainConfig(out=tmp_path, restart=True)).epochs is None
+
+
+@pytest.mark.parametrize(
+    "changed, message",
+    [
+        (
+            {"seed": 1},
+            "started with seed=3; resuming it with other values would change it "
+            "midway: pass the ones it started with (--seed 3), or restart it (--restart). "
+            "Received: seed=1",
+        ),
+        (
+            {"mixed_precision": None},
+            "started with mixed_precision='mixed_bfloat16'; resuming "
+            "it with other values would change it midway: pass the ones it started with "
+            "(--mixed-precision mixed_bfloat16), or restart it (--restart). Received: "
+            "mixed_precision='float32'",
+        ),
+        (
+            {"batch_size": 32, "train_limit": 500},
+            "started with batch_size=64, train_limit=None;"
+            " resuming it with other values would change it midway: pass the ones it started "
+            "with (--batch-size 64, no --train-limit)",
+        ),
+    ],
+)
+def test_a_run_resumed_with_other_settings_is_refused_before_it_loads_anything(
+    tmp_path, changed, message
+):
+    settings = dict(
+        epochs=60,
+        batch_size=64,
+        steps_per_epoch=None,
+        seed=3,
+        mixed_precision="mixed_bfloat16",
+        train_limit=None,
+        test_limit=None,
+        scale_lr=False,
+    )
+    _started_run(tmp_path, **settings)
+    given = {"seed": 3, "mixed_precision": "mixed_bfloat16", **changed}
+    with pytest.raises(ValueError) as info:
+        # No data anywhere: it fails on the settings, before it looks for data.
+        train(
+            "cifar_resnet",
+            model_kwargs={"depth": 20},
+            out=tmp_path,
+            data="nowhere.npz",
+            verbose=0,
+            **given,
+        )
+    assert message in str(info.value)
+    # More epochs are not another run: it goes on to the data (and fails there, none here).
+    with pytest.raises(Exception) as info:
+        train(
+            "cifar_resnet",
+            model_kwargs={"depth": 20},
+            out=tmp_path,
+            data="nowhere.npz",
+            verbose=0,
+            epochs=90,
+            seed=3,
+            mixed_precision="mixed_bfloat16",
+        )
+    assert "nowhere.npz" in str(info.value)

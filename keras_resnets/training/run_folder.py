@@ -7,12 +7,15 @@
     backup/            BackupAndRestore's state: a killed run resumes from it
     errors.png         train and test error against epoch, as in the papers' figures
     run.json           what the run trains (model, builder arguments, recipe, class names,
-                       data source, command line), and each start's epoch, time and machine
+                       data source, command line), the settings it started with, and each
+                       start's epoch, time and machine
     summary.json       model, parameters, recipe, epochs, wall time, accuracies, machine
 
 A run folder holds one run: resuming it with another model, builder arguments or recipe is
-refused (`check_run_folder`), and re-running a finished run reports it without training
-(`RunFolder.finished`).
+refused (`check_run_folder`), and so is resuming it with other settings (`check_settings`: its
+batch size, data order or precision would change midway); the counts a resumed run leaves to
+their defaults are the run's own (`recorded_settings`). Re-running a finished run reports it
+without training (`RunFolder.finished`); more epochs go on training it.
 """
 
 import csv
@@ -76,6 +79,54 @@ def check_run_folder(
         f"recipe {before['recipe']!r}); {remedy}. Received: "
         f"{_describe(model, current['model_kwargs'])}, recipe {recipe!r}"
     )
+
+
+# What a run keeps from start to end (run.json's `settings`): changing one midway would make the
+# rest of it another run (other batches, data order or precision). `epochs` may grow: a
+# finished run goes on training with more (`RunFolder.finished`).
+SETTINGS = (
+    "epochs",
+    "batch_size",
+    "steps_per_epoch",
+    "seed",
+    "mixed_precision",
+    "train_limit",
+    "test_limit",
+    "scale_lr",
+)
+
+
+def recorded_settings(out):
+    """The settings the run in the folder `out` started with ({} where it records none: no
+    run, or one written before settings were recorded)."""
+    previous = read_json(Path(out) / "run.json") or {}
+    return {k: v for k, v in (previous.get("settings") or {}).items() if k in SETTINGS}
+
+
+def check_settings(out, settings):
+    """Raise ValueError if the run in `out` started with other `settings` (a dict of some of
+    `SETTINGS`; `epochs` is never compared): resumed, it would silently become another run,
+    e.g. `--mixed-precision auto` resolved on a machine without native bfloat16, or a seed
+    that reorders the data."""
+    before = recorded_settings(out)
+    changed = [k for k in settings if k != "epochs" and k in before and before[k] != settings[k]]
+    if not changed:
+        return
+    was = ", ".join(f"{k}={before[k]!r}" for k in changed)
+    flags = ", ".join(_flag(k, before[k]) for k in changed)
+    now = ", ".join(f"{k}={settings[k]!r}" for k in changed)
+    raise ValueError(
+        f"{out} holds a run started with {was}; resuming it with other values would change "
+        f"it midway: pass the ones it started with ({flags}), or restart it (--restart). "
+        f"Received: {now}"
+    )
+
+
+def _flag(name, value):
+    flag = "--" + name.replace("_", "-")
+    if value is None or value is False:
+        return f"no {flag}"
+    return flag if value is True else f"{flag} {value}"
 
 
 def _jsonable(value):
@@ -151,8 +202,13 @@ class RunFolder:
         best = max(float(r.get("val_accuracy") or -np.inf) for r in rows)
         return float(rows[-1].get("wall_time") or 0.0), best
 
-    def write_run(self, *, model, model_kwargs, recipe, network, class_names, data, epoch=0):
+    def write_run(
+        self, *, model, model_kwargs, recipe, network, class_names, data, epoch=0, settings=None
+    ):
         """run.json: what the run trains, written at each start, before its first epoch.
+
+        `settings`: the run's `SETTINGS` (batch size, seed, precision, ...), checked against
+        those it started with (`check_settings`); `epochs` is the latest start's.
 
         Its `starts` lists each start of the run: the epoch it began at (0-based), the UTC
         time, the machine (`machine.words`) and the data source, so that a run resumed on
@@ -177,6 +233,7 @@ class RunFolder:
             "network": network,
             "class_names": list(class_names),
             "data": data,
+            "settings": {**previous.get("settings", {}), **(settings or {})},
             "argv": sys.argv,
             "starts": starts,
         }

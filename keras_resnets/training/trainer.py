@@ -9,6 +9,7 @@ fit                       callbacks.py
 write the summary         run_folder.py
 """
 
+import dataclasses
 import time
 
 import keras
@@ -20,7 +21,7 @@ from keras_resnets.accounting import count_params
 from keras_resnets.models.registry import build
 from keras_resnets.training import callbacks as callbacks_lib
 from keras_resnets.training import distribute, inputs, precision, recipes, run_folder
-from keras_resnets.training.config import TrainConfig, builder_arguments
+from keras_resnets.training.config import COUNTS, TrainConfig, builder_arguments
 
 
 def train(
@@ -95,20 +96,44 @@ def train(
 
 def run(config):
     """Train as the `TrainConfig` `config` says; return the run's summary dict (see `train`)."""
+    config = _resumed(config)
     policy = precision.resolve_mixed_precision(config.mixed_precision)
     recipe = config.resolve_recipe()
     batch_size = config.batch_size or recipe.batch_size
+    settings = {
+        "batch_size": batch_size,
+        "steps_per_epoch": config.steps_per_epoch,
+        "seed": config.seed,
+        "mixed_precision": policy,
+        "train_limit": config.train_limit,
+        "test_limit": config.test_limit,
+        "scale_lr": config.scale_lr,
+    }
     # Before anything runs TensorFlow: MultiWorkerMirroredStrategy must be made at start-up.
     dist = distribute.resolve(config.distribute)
     dist.check_batch_size(batch_size)
     try:
-        return _run(config, dist, policy=policy, recipe=recipe, batch_size=batch_size)
+        return _run(config, dist, policy=policy, recipe=recipe, settings=settings)
     finally:
         dist.close()
 
 
-def _run(config, dist, *, policy, recipe, batch_size):
-    folder = _open_run_folder(config, dist, recipe)
+def _resumed(config):
+    """`config` with the counts it leaves to their defaults (None: `epochs`, `batch_size`,
+    ...) taken from the run it resumes, as that run started (run.json's settings), so that
+    the same command without `--epochs 60` resumes a 60-epoch run as one."""
+    if config.restart:
+        return config
+    recorded = run_folder.recorded_settings(config.out)
+    own = {
+        k: recorded[k] for k in COUNTS if getattr(config, k) is None and recorded.get(k) is not None
+    }
+    return dataclasses.replace(config, **own) if own else config
+
+
+def _run(config, dist, *, policy, recipe, settings):
+    batch_size = settings["batch_size"]
+    folder = _open_run_folder(config, dist, recipe, settings)
     _set_up_process(config, dist, policy)
 
     data = inputs.load(config.data, train_limit=config.train_limit, test_limit=config.test_limit)
@@ -129,6 +154,12 @@ def _run(config, dist, *, policy, recipe, batch_size):
     elapsed_before, best_before = folder.trim_history(initial_epoch)
     if 0 < initial_epoch < epochs and config.verbose:
         print(f"Resuming {folder.path} at epoch {initial_epoch + 1} of {epochs}.")
+        started_for = run_folder.recorded_settings(config.out).get("epochs")
+        if started_for and started_for != epochs:
+            print(
+                f"It started as a {started_for}-epoch run: its learning-rate schedule now "
+                f"spans {epochs} epochs."
+            )
 
     engine = data_lib.resolve_engine(config.engine)
     train_ds, test_ds = dist.distribute_datasets(
@@ -172,6 +203,7 @@ def _run(config, dist, *, policy, recipe, batch_size):
         class_names=data.class_names,
         data=data.source,
         epoch=initial_epoch,
+        settings={**settings, "epochs": epochs},
     )
 
     start = time.perf_counter()
@@ -226,12 +258,14 @@ def _run(config, dist, *, policy, recipe, batch_size):
     return summary
 
 
-def _open_run_folder(config, dist, recipe):
+def _open_run_folder(config, dist, recipe, settings):
     """The `RunFolder` this process writes: `out` cleared first on a restart (by the chief),
-    refused if it holds another run."""
+    refused if it holds another run, or a started run with other `settings`."""
     if config.restart and dist.is_chief:
         run_folder.restart(config.out)
     run_folder.check_run_folder(config.out, config.model, config.model_kwargs, recipe.name)
+    if not config.restart and run_folder.RunFolder(config.out).resume_epoch():
+        run_folder.check_settings(config.out, settings)
     # The chief writes `out`; other workers write into a temporary folder (see distribute/).
     return run_folder.RunFolder(dist.writable_run_folder(config.out))
 
