@@ -410,28 +410,16 @@ def test_a_run_resumed_with_other_settings_is_refused_before_it_loads_anything(
         scale_lr=False,
     )
     _started_run(tmp_path, **settings)
-    given = {"seed": 3, "mixed_precision": "mixed_bfloat16", **changed}
+
+    def resume(**given):  # no data anywhere: what passes the settings fails on the data
+        return train(
+            "cifar_resnet", model_kwargs={"depth": 20}, out=tmp_path, data="nowhere.npz", **given
+        )
+
     with pytest.raises(ValueError) as info:
-        # No data anywhere: it fails on the settings, before it looks for data.
-        train(
-            "cifar_resnet",
-            model_kwargs={"depth": 20},
-            out=tmp_path,
-            data="nowhere.npz",
-            verbose=0,
-            **given,
-        )
+        resume(**{"seed": 3, "mixed_precision": "mixed_bfloat16", **changed})
     assert message in str(info.value)
-    # More epochs are not another run: it goes on to the data (and fails there, none here).
+    # More epochs are not another run: it goes on to the data.
     with pytest.raises(Exception) as info:
-        train(
-            "cifar_resnet",
-            model_kwargs={"depth": 20},
-            out=tmp_path,
-            data="nowhere.npz",
-            verbose=0,
-            epochs=90,
-            seed=3,
-            mixed_precision="mixed_bfloat16",
-        )
+        resume(seed=3, mixed_precision="mixed_bfloat16", epochs=90)
     assert "nowhere.npz" in str(info.value)
