@@ -419,7 +419,8 @@ def test_a_run_resumed_with_other_settings_is_refused_before_it_loads_anything(
     with pytest.raises(ValueError) as info:
         resume(**{"seed": 3, "mixed_precision": "mixed_bfloat16", **changed})
     assert message in str(info.value)
-    # More epochs are not another run: it goes on to the data.
+    # More epochs are not another run: it goes on to the data, having set bfloat16 up.
     with pytest.raises(Exception) as info:
         resume(seed=3, mixed_precision="mixed_bfloat16", epochs=90)
+    assert keras.config.dtype_policy().name == "float32"  # the caller's policy, restored
     assert "nowhere.npz" in str(info.value)

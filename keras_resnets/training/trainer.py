@@ -73,7 +73,8 @@ def train(
         mixed_precision: None (float32), "mixed_float16", "mixed_bfloat16" or "auto":
             mixed_bfloat16 where the hardware computes bfloat16 natively (AMX or AVX512_BF16
             CPUs, Ampere and later GPUs, TPUs; see `keras_resnets.machine`), float32
-            elsewhere.
+            elsewhere. The run sets Keras's global dtype policy to it, and gives the
+            caller's back when it ends, even by an error.
         jit_compile: True, False or "auto", as in `model.compile`: compile the train step
             with XLA. Defaults to "auto", Keras's choice: on for JAX (without it a JAX step
             runs op by op) and for TensorFlow on a GPU, off for TensorFlow on a CPU (where XLA
@@ -112,9 +113,12 @@ def run(config):
     # Before anything runs TensorFlow: MultiWorkerMirroredStrategy must be made at start-up.
     dist = distribute.resolve(config.distribute)
     dist.check_batch_size(batch_size)
+    # The run sets Keras's global dtype policy; the caller gets theirs back, however it ends.
+    previous_policy = keras.config.dtype_policy()
     try:
         return _run(config, dist, policy=policy, recipe=recipe, settings=settings)
     finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
         dist.close()
 
 
