@@ -80,7 +80,9 @@ def _parser():
         metavar="KEY=VALUE",
         help="any other builder argument (repeatable)",
     )
-    p.add_argument("--recipe", default="fast", help="paper, densenet, article or fast")
+    p.add_argument(
+        "--recipe", default="fast", help="paper, densenet, article, article_fast or fast"
+    )
     p.add_argument("--epochs", type=_positive_int, help="default: the recipe's")
     p.add_argument(
         "--steps-per-epoch", type=_positive_int, help="cap the steps of an epoch (short runs)"
@@ -88,7 +90,7 @@ def _parser():
     p.add_argument("--batch-size", type=_positive_int, help="default: the recipe's")
     p.add_argument(
         "--data",
-        help="CIFAR-10 source: a folder or archive, 'tfds' or 'keras' "
+        help="the data: a CIFAR-10 folder or archive, 'tfds', 'keras' or 'cifar100' "
         "(default: $KERAS_RESNETS_DATA, else a search)",
     )
     p.add_argument("--out", default="runs/run", help="the run folder (re-use it to resume)")
