@@ -8,7 +8,6 @@ says, its log lines hidden unless `--tf-logs`) and calls the library: `train` fi
 before the checks, so an argument error answers at once.
 """
 
-import contextlib
 import dataclasses
 import json
 import os
@@ -22,63 +21,17 @@ _MODEL_OPTIONS = {"depth": "--depth", "shortcut": "--shortcut", "growth_rate": "
 EXPORT_BASE = "saved_models"
 
 
-@contextlib.contextmanager
-def _stderr_fd_silenced():
-    """Point file descriptor 2 at /dev/null: TF 2.21's libraries log while they load, before
-    they read TF_CPP_MIN_LOG_LEVEL ("WARNING: All log messages before absl::InitializeLog()",
-    the oneDNN and CUDA lines), straight to the descriptor, past `sys.stderr`."""
-    sys.stderr.flush()
-    try:
-        saved = os.dup(2)
-    except OSError:  # no descriptor 2 to silence
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
-def _set_onednn(choice):
-    """TF_ENABLE_ONEDNN_OPTS for `--onednn`, before TensorFlow reads it (on import)."""
-    if choice == "auto":
-        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-    else:
-        os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1" if choice == "on" else "0"
-
-
 def _start_keras(args):
     """Import Keras, and TensorFlow where it will be used, with oneDNN as --onednn says and
     without TF's log lines (unless --tf-logs): the console then shows only our progress and
     results."""
-    if "tensorflow" not in sys.modules:
-        _set_onednn(getattr(args, "onednn", "auto"))
-    if args.tf_logs or "keras" in sys.modules:
-        return
-    # 3 hides the lines TF logs after it has loaded, `failed call to cuInit` among them.
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    with _stderr_fd_silenced():
-        import keras
+    from keras_resnets import machine
 
-        numpy_only = getattr(args, "pipeline", None) == "numpy"
-        if keras.backend.backend() == "tensorflow" or not numpy_only:
-            try:  # TensorFlow is optional on the JAX and PyTorch backends
-                import tensorflow as tf
-            except ImportError:
-                pass
-            else:
-                tf.get_logger().setLevel("ERROR")
-    try:
-        import absl.logging
-
-        absl.logging.set_verbosity(absl.logging.ERROR)
-    except ImportError:
-        pass
+    machine.start_keras(
+        onednn=getattr(args, "onednn", "auto"),
+        tf_logs=args.tf_logs,
+        numpy_only=getattr(args, "pipeline", None) == "numpy",
+    )
 
 
 def _check_folder(path, option):

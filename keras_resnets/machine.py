@@ -25,6 +25,7 @@ help (`onednn_notice`). From Python, set it yourself before the first `import te
     import keras
 """
 
+import contextlib
 import os
 import platform
 import sys
@@ -244,6 +245,64 @@ def onednn_notice(backend=None):
         f"{ONEDNN_ENV_VAR}=1 in the environment, or call keras_resnets.machine.enable_onednn() "
         "before importing keras or tensorflow."
     )
+
+
+@contextlib.contextmanager
+def _stderr_fd_silenced():
+    """Point file descriptor 2 at /dev/null: TF 2.21's libraries log while they load, before
+    they read TF_CPP_MIN_LOG_LEVEL ("WARNING: All log messages before absl::InitializeLog()",
+    the oneDNN and CUDA lines), straight to the descriptor, past `sys.stderr`."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no descriptor 2 to silence
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def set_onednn(choice):
+    """TF_ENABLE_ONEDNN_OPTS for `--onednn`, before TensorFlow reads it (on import)."""
+    if choice == "auto":
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+    else:
+        os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1" if choice == "on" else "0"
+
+
+def start_keras(onednn="auto", tf_logs=False, numpy_only=False):
+    """Import Keras, and TensorFlow unless `numpy_only` on another backend, with oneDNN as
+    `onednn` ("auto", "on", "off") says and, unless `tf_logs`, without TensorFlow's log lines:
+    what the CLI and the maintainers' tools call before anything imports Keras."""
+    if "tensorflow" not in sys.modules:
+        set_onednn(onednn)
+    if tf_logs or "keras" in sys.modules:
+        return
+    # 3 hides the lines TF logs after it has loaded, `failed call to cuInit` among them.
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    with _stderr_fd_silenced():
+        import keras
+
+        if keras.backend.backend() == "tensorflow" or not numpy_only:
+            try:  # TensorFlow is optional on the JAX and PyTorch backends
+                import tensorflow as tf
+            except ImportError:
+                pass
+            else:
+                tf.get_logger().setLevel("ERROR")
+    try:
+        import absl.logging
+
+        absl.logging.set_verbosity(absl.logging.ERROR)
+    except ImportError:
+        pass
 
 
 # How a machine line words each of `cpu_kind()`'s labels.

@@ -127,15 +127,15 @@ def test_onednn_is_explicit_and_the_notice_names_the_fix():
 
 
 def test_cli_onednn_option_sets_the_environment_before_tensorflow(monkeypatch):
-    from keras_resnets import commands as cli
+    from keras_resnets import machine
 
     monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
-    cli._set_onednn("auto")
+    machine.set_onednn("auto")
     assert os.environ["TF_ENABLE_ONEDNN_OPTS"] == "1"
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
-    cli._set_onednn("auto")  # the user's explicit setting wins
+    machine.set_onednn("auto")  # the user's explicit setting wins
     assert os.environ["TF_ENABLE_ONEDNN_OPTS"] == "0"
-    cli._set_onednn("on")
+    machine.set_onednn("on")
     assert os.environ["TF_ENABLE_ONEDNN_OPTS"] == "1"
-    cli._set_onednn("off")
+    machine.set_onednn("off")
     assert os.environ["TF_ENABLE_ONEDNN_OPTS"] == "0"

@@ -9,6 +9,8 @@ padding, preprocessing or loading fails here. Runs on TensorFlow and on JAX.
 import dataclasses
 import hashlib
 import os
+import subprocess
+import sys
 
 import h5py
 import keras
@@ -309,3 +311,29 @@ def test_restore_stores_a_shipped_file_again_and_keeps_its_provenance(
     path.write_bytes(path.read_bytes() + b"\0")
     with pytest.raises(SystemExit, match="does not match its manifest's SHA-256"):
         ship.main(restore)
+
+
+def test_the_ship_tool_starts_keras_quietly(tmp_path):
+    # `python -m keras_resnets.weights.ship` imports no Keras before it has quieted TensorFlow
+    # (as the CLI does), so its console holds its own words only.
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL",)}
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_resnets.weights.ship", "--restore", "nosuch"]
+        + ["--data", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        f"No shipped weights 'nosuch': the manifest has {', '.join(_manifest_keys())}."
+    ], result.stderr[-3000:]
+
+
+def _manifest_keys():
+    import json
+
+    from keras_resnets.weights import ship
+
+    return list(json.loads(ship.MANIFEST.read_text()))

@@ -14,7 +14,6 @@ names that did not fit.
 import inspect
 import os
 
-import keras
 import numpy as np
 
 from keras_resnets.weights import convert, files
@@ -138,6 +137,8 @@ def read_state(path, format, full_model=None):
 def _read_keras_weights(path, full_model):
     """Our own `.weights.h5`, saved from a whole model (with its top): loaded into a twin
     of that model, whose variables then give the values by path."""
+    import keras
+
     twin = full_model()
     try:
         twin.load_weights(path)

@@ -10,8 +10,6 @@ import re
 
 import numpy as np
 
-from keras_resnets.layers import _defaults
-
 _BN = {
     "weight": "gamma",
     "bias": "beta",
@@ -176,6 +174,8 @@ def from_keras_applications(layers, *, densenet):
     for conv, bias in biases.items():
         bn = re.sub(r"conv(\d?)$", r"bn\1", conv)  # stem_conv -> stem_bn, conv2 -> bn2
         out[f"{bn}/moving_mean"] = out[f"{bn}/moving_mean"] - bias
+    from keras_resnets.layers import _defaults  # imports Keras
+
     for path in [p for p in out if p.endswith("/moving_variance")]:
         out[path] = out[path] + (KERAS_APPLICATIONS_EPSILON - _defaults.BN_EPSILON)
     if not densenet:

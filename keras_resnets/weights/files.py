@@ -9,7 +9,6 @@ pickled code: torchvision checkpoints are read with `torch.load(weights_only=Tru
 import hashlib
 import os
 
-import keras
 import numpy as np
 
 CACHE_SUBDIR = "models"
@@ -56,6 +55,8 @@ def fetch(entry):
         expected = cache_path(entry.file_name)
         # get_file falls back to /tmp/.keras when the cache folder does not exist yet.
         os.makedirs(os.path.dirname(expected), exist_ok=True)
+        import keras
+
         try:
             path = keras.utils.get_file(
                 entry.file_name, entry.url, cache_dir=cache_dir(), cache_subdir=CACHE_SUBDIR

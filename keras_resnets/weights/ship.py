@@ -235,7 +235,11 @@ def main(argv=None):
         default="auto",
         help="the file's dtype; auto: float16 where it gets at least as many test images right",
     )
+    parser.add_argument("--tf-logs", action="store_true", help="show TensorFlow's log lines")
     args = parser.parse_args(argv)
+    from keras_resnets import machine
+
+    machine.start_keras(tf_logs=args.tf_logs)  # Keras and TensorFlow as the CLI starts them
     if args.restore and (args.run or args.commit or args.machine):
         parser.error(
             "--restore KEY keeps the file's provenance: give no run, --commit or --machine"
