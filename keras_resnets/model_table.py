@@ -2,17 +2,26 @@
 
 import inspect
 
-from keras_resnets.accounting import count_macs, count_params
-from keras_resnets.models import registry
+# The registry and the accounting import Keras: they are imported where used, so that
+# `python -m keras_resnets.model_table` can start Keras quietly first.
+
+
+def _registry():
+    from keras_resnets.models import registry
+
+    return registry
 
 
 def _configurations(name):
     """Builder-argument rows for a registry name, from its registry facts."""
-    return registry.get_info(name).table_configs
+    return _registry().get_info(name).table_configs
 
 
 def rows(names=None):
     """Yield dicts: name, kwargs, params, macs, input size, default-ness."""
+    from keras_resnets.accounting import count_macs, count_params
+
+    registry = _registry()
     for name in names or registry.list_models():
         builder = registry.get_builder(name)
         for kwargs in _configurations(name):
@@ -48,6 +57,7 @@ def weights_markdown(names=None):
         "| `build(...)` | `weights=` | source | layout | top-1 | licence |",
         "| --- | --- | --- | --- | ---: | --- |",
     ]
+    registry = _registry()
     for name in names or registry.list_models():
         for w in sorted(registry.get_info(name).weights, key=lambda w: -w.top1):
             call = (
@@ -103,6 +113,9 @@ if __name__ == "__main__":
     # README's tables (--weights-only: the weights table, which builds no model).
     import sys
 
+    from keras_resnets import machine
+
+    machine.start_keras(tf_logs="--tf-logs" in sys.argv)
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     only = ["weights-table"] if "--weights-only" in sys.argv else None
     changed = update_readme(*(args[:1] or ["README.md"]), tables=only)
