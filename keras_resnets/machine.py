@@ -14,7 +14,8 @@ kinds carry the facts that tell them apart.
 oneDNN kernels on by default only on CPUs with AVX-512-class features. On an AVX2-only CPU
 they train our CIFAR ResNets faster than the default Eigen kernels (docs/benchmarks.md,
 "oneDNN on an AVX2 CPU"), but the setting can no longer change once TensorFlow is imported.
-keras_resnets does not set it behind your back: `keras-resnets train|evaluate|export` turn it
+keras_resnets does not set it behind your back: `keras-resnets train|evaluate|export` (and
+the maintainers' `python -m keras_resnets.weights.ship` and `.model_table`) turn it
 on before they import TensorFlow (`--onednn off` to keep TensorFlow's default), and
 `keras_resnets.train.train()` prints one line with the fix when it is off where it would
 help (`onednn_notice`). From Python, set it yourself before the first `import tensorflow` or
@@ -279,8 +280,10 @@ def set_onednn(choice):
 
 def start_keras(onednn="auto", tf_logs=False, numpy_only=False):
     """Import Keras, and TensorFlow unless `numpy_only` on another backend, with oneDNN as
-    `onednn` ("auto", "on", "off") says and, unless `tf_logs`, without TensorFlow's log lines:
-    what the CLI and the maintainers' tools call before anything imports Keras."""
+    `onednn` ("auto", "on", "off") says and without TensorFlow's log lines: what the CLI and
+    the maintainers' tools call before anything imports Keras. With `tf_logs`, or once Keras
+    is imported, it only sets oneDNN (where TensorFlow is not yet imported), and Keras loads
+    later as usual, logs and all."""
     if "tensorflow" not in sys.modules:
         set_onednn(onednn)
     if tf_logs or "keras" in sys.modules:

@@ -2,6 +2,7 @@
 
     python -m keras_resnets.weights.ship RUN_DIR --data ../shared/cifar10 [--commit SHA]
     python -m keras_resnets.weights.ship --restore resnet25 --data ../shared/cifar10
+    (--tf-logs: show TensorFlow's load-time log lines, hidden by default)
 
 Takes the run's final weights (`last.keras`, or `last.weights.h5` from a GPU run: the last
 epoch, not the best on the test set, which would be chosen on the test set), scores them on
@@ -237,22 +238,22 @@ def main(argv=None):
     )
     parser.add_argument("--tf-logs", action="store_true", help="show TensorFlow's log lines")
     args = parser.parse_args(argv)
-    from keras_resnets import machine
-
-    machine.start_keras(tf_logs=args.tf_logs)  # Keras and TensorFlow as the CLI starts them
     if args.restore and (args.run or args.commit or args.machine):
         parser.error(
             "--restore KEY keeps the file's provenance: give no run, --commit or --machine"
         )
+    if not args.restore and args.run is None:
+        parser.error("give the run folder to ship, or --restore KEY")
+    from keras_resnets import machine
+
+    machine.start_keras(tf_logs=args.tf_logs)  # Keras and TensorFlow as the CLI starts them
     if args.restore:
         return restore(args.restore, args.data, args.storage)
-    if args.run is None:
-        parser.error("give the run folder to ship, or --restore KEY")
 
     import keras
 
     import keras_resnets
-    from keras_resnets import data, machine
+    from keras_resnets import data
 
     run = json.loads((args.run / "run.json").read_text())
     summary = json.loads((args.run / "summary.json").read_text())
