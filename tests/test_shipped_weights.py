@@ -73,7 +73,11 @@ def test_shipped_backbone_loads_without_the_top(name, entry):
 def test_a_combination_without_weights_lists_those_that_exist():
     with pytest.raises(ValueError, match=r"No 'cifar10' weights of cifar_resnet fit") as error:
         keras_resnets.build("cifar_resnet", depth=1202, weights="cifar10")
-    assert "depth=" in str(error.value)
+    # Each shipped depth is listed with its recorded accuracy, two decimals as in README.
+    for name, entry in SHIPPED:
+        if name == "cifar_resnet":
+            assert f"depth={entry.layout['depth']}" in str(error.value)
+            assert f"top-1 {entry.top1:.2f}%" in str(error.value)
 
 
 def test_a_corrupt_shipped_file_is_refused(tmp_path, monkeypatch):

@@ -27,7 +27,7 @@ TAGS = ("imagenet", "cifar10")
 
 def _describe(entry):
     layout = ", ".join(f"{k}={v!r}" for k, v in entry.layout.items())
-    return f"{entry.tag} {entry.name} ({layout or 'default layout'}, top-1 {entry.top1}%)"
+    return f"{entry.tag} {entry.name} ({layout or 'default layout'}, top-1 {entry.top1:.2f}%)"
 
 
 def select(info, tag, kwargs, *, catalogue=()):
