@@ -70,6 +70,20 @@ def test_shipped_backbone_loads_without_the_top(name, entry):
     np.testing.assert_allclose(backbone.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
 
 
+def test_the_backbone_ignores_classes():
+    # As in keras.applications, `classes` only sizes the top: a backbone for, say, CIFAR-100
+    # transfer loads the same features whatever `classes` says.
+    name, entry = SHIPPED[0]
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    features = [
+        keras_resnets.build(
+            name, weights="cifar10", include_top=False, **entry.layout, **classes
+        ).predict(x, verbose=0)
+        for classes in ({}, {"classes": 100})
+    ]
+    np.testing.assert_array_equal(features[1], features[0])
+
+
 def test_a_combination_without_weights_lists_those_that_exist():
     with pytest.raises(ValueError, match=r"No 'cifar10' weights of cifar_resnet fit") as error:
         keras_resnets.build("cifar_resnet", depth=1202, weights="cifar10")

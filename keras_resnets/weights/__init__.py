@@ -84,11 +84,16 @@ def build_with_weights(info, weights, kwargs, *, catalogue=()):
         if kwargs.get("include_preprocessing", True) is True:
             kwargs["include_preprocessing"] = (entry.mean, entry.std)
         model = info.builder(**kwargs)
+        # The file was saved from the whole model, with the weights' classifier: a backbone
+        # (include_top=False) asked for with other `classes` still reads it through that one.
+        full = {**kwargs, "include_top": True}
+        if "classes" in full:
+            full["classes"] = classes
         load(
             model,
             files.fetch(entry),
             format=entry.format,
-            full_model=lambda: info.builder(**{**kwargs, "include_top": True}),
+            full_model=lambda: info.builder(**full),
         )
         return model
     if not isinstance(weights, (str, os.PathLike)):
