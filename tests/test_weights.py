@@ -294,3 +294,23 @@ def test_our_own_weights_file_loads_by_path_with_and_without_the_top(tmp_path):
     np.testing.assert_allclose(
         backbone.predict(x, verbose=0), features.predict(x, verbose=0), rtol=1e-5, atol=1e-5
     )
+
+
+@pytest.mark.parametrize("name, depth", [("cifar_resnet", 20), ("resnet", 5)])
+def test_a_backbone_loads_by_path_whatever_its_classes(tmp_path, name, depth):
+    # The file's classifier has 10 classes; a backbone asked for with 100 reads it through a
+    # twin with 100, whose classifier is left unread (the article's `top` conv and BN, or the
+    # `predictions` dense layer).
+    source = keras_resnets.build(name, depth=depth)
+    _randomise(source, np.random.default_rng(6))
+    path = str(tmp_path / "mine.weights.h5")
+    source.save_weights(path)
+    backbone = keras_resnets.build(name, depth=depth, weights=path, include_top=False, classes=100)
+    features = keras.Model(source.input, source.get_layer(backbone.layers[-1].name).output)
+    x = _raw_images(32)
+    np.testing.assert_allclose(
+        backbone.predict(x, verbose=0), features.predict(x, verbose=0), rtol=1e-5, atol=1e-5
+    )
+    # With its top, the file's 10-class classifier cannot fill a 100-class one.
+    with pytest.raises(ValueError, match="does not fit"):
+        keras_resnets.build(name, depth=depth, weights=path, classes=100)

@@ -123,9 +123,10 @@ def build_with_weights(info, weights, kwargs, *, catalogue=()):
     return model
 
 
-def read_state(path, format, full_model=None):
+def read_state(path, format, full_model=None, *, skip_top=False):
     """The checkpoint at `path` as `{our variable path: array}`; `full_model()` builds the
-    model a `.weights.h5` was saved from (ours load through Keras, into that model)."""
+    model a `.weights.h5` was saved from (ours load through Keras, into that model), and
+    `skip_top` leaves that file's classifier unread, whatever its number of classes."""
     if format == "torchvision":
         return convert.from_torchvision(files.read_torch(path))
     if format == "safetensors":
@@ -135,18 +136,25 @@ def read_state(path, format, full_model=None):
         densenet = any(name.replace("/", "_").startswith("pool2_") for name in layers)
         return convert.from_keras_applications(layers, densenet=densenet)
     if format == "keras":
-        return _read_keras_weights(path, full_model)
+        return _read_keras_weights(path, full_model, skip_top=skip_top)
     raise WeightsError(f"Unknown weights format {format!r}.")
 
 
-def _read_keras_weights(path, full_model):
+def _read_keras_weights(path, full_model, *, skip_top=False):
     """Our own `.weights.h5`, saved from a whole model (with its top): loaded into a twin
-    of that model, whose variables then give the values by path."""
+    of that model, whose variables then give the values by path. With `skip_top`, Keras's
+    `objects_to_skip` leaves the twin's classifier layers out, so a backbone loads from a
+    file whose classifier has other `classes` than the twin's."""
     import keras
 
     twin = full_model()
+    skip = [
+        layer
+        for layer in twin.layers
+        if any(w.path.startswith(TOP_PREFIXES) for w in layer.weights)
+    ]
     try:
-        twin.load_weights(path)
+        twin.load_weights(path, objects_to_skip=skip if skip_top else None)
     except ValueError as error:
         raise WeightsError(f"{path} does not fit {twin.name}: {error}") from None
     return {w.path: keras.ops.convert_to_numpy(w) for w in twin.weights}
@@ -166,9 +174,9 @@ def load(model, path, *, format=None, full_model=None):
     format = format or files.format_of(path)
     if full_model is None:
         full_model = lambda: model.__class__.from_config(model.get_config())  # noqa: E731
-    state = read_state(path, format, full_model)
     variables = {w.path: w for w in model.weights}
     has_top = any(p.startswith(TOP_PREFIXES) for p in variables)
+    state = read_state(path, format, full_model, skip_top=not has_top)
     if not has_top:
         state = {p: v for p, v in state.items() if not p.startswith(TOP_PREFIXES)}
     missing = sorted(set(variables) - set(state))
