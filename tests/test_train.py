@@ -163,6 +163,9 @@ def test_train_writes_the_run_folder(tmp_path):
     ):
         assert key in saved
     assert saved["params"] == summary["params"] == count_params(model)
+    # The recipe as it ran: 2 epochs, not the `fast` recipe's default 30.
+    assert saved["epochs"] == saved["recipe_settings"]["epochs"] == 2
+    assert saved["recipe_settings"]["learning_rate"] == recipes.get("fast").learning_rate
     assert 0.0 <= saved["final_test_accuracy"] <= 1.0
     assert saved["best_test_accuracy"] == max(r["val_accuracy"] for r in rows)
 

@@ -230,7 +230,11 @@ def _run(config, dist, *, policy, recipe, settings):
             "model_kwargs": model_kwargs,
             "params": count_params(net),
             "recipe": recipe.name,
-            "recipe_settings": {k: v for k, v in vars(recipe).items() if k != "description"},
+            # The recipe as it ran: `epochs` is the run's, not the recipe's default.
+            "recipe_settings": {
+                **{k: v for k, v in vars(recipe).items() if k != "description"},
+                "epochs": epochs,
+            },
             "epochs": epochs,
             "steps_per_epoch": steps,
             "batch_size": batch_size,
