@@ -9,8 +9,9 @@ figure, `<out>/article.png`, and prints a table: parameters, multiply-adds, epoc
 final test accuracy, the first epoch and minute at >= 90%, and images/s. The default is the
 `article_fast` recipe stretched to 14 epochs: under an hour per network on the 2 cores of
 an Intel Xeon with AMX in bfloat16 (51 minutes for the ResNet, which passes 90% at epoch 13);
-on CPUs without AMX it takes two to three hours. `--epochs 9` is the recipe's own length,
-`--recipe article` the article's own Adam 1e-3. `--short` is the quick look: the article's
+1.2 to 3 hours on the AMD EPYCs without AMX we measured (their 9-epoch runs took 48 to 120
+minutes). `--epochs 9` is the recipe's own length, `--recipe article` the article's own Adam
+1e-3. `--short` is the quick look: the article's
 recipe for 4 x 125 steps, the test set after each 125.
 
 Each network trains in its own run folder, `<out>/<network>/`, so running the same command
