@@ -1,14 +1,14 @@
 """The article's comparison: its four 25-layer CIFAR-10 networks, one recipe, one plot.
 
-    python examples/article.py --data ../shared/cifar10            # the hour-long comparison
+    python examples/article.py --data ../shared/cifar10            # about an hour a network
     python examples/article.py --data ../shared/cifar10 --short    # the first 32,000 images
 
 Trains `resnet`, `highway`, `densenet` and `plain` (A. Juliani 2016) with the same recipe,
 one after the other, then draws their test error against epochs and against wall time on one
 figure, `<out>/article.png`, and prints a table: parameters, multiply-adds, epochs, best and
 final test accuracy, the first epoch and minute at >= 90%, and images/s. The default is the
-`article_fast` recipe stretched to 14 epochs: under an hour per network on the 2 cores of
-an Intel Xeon with AMX in bfloat16 (51 minutes for the ResNet, which passes 90% at epoch 13);
+`article_fast` recipe stretched to 14 epochs: on the 2 cores of an Intel Xeon with AMX in
+bfloat16, 51 minutes for the ResNet (which passes 90% at epoch 13) and 60 for the DenseNet;
 1.2 to 3 hours on the AMD EPYCs without AMX we measured (their 9-epoch runs took 48 to 120
 minutes). `--epochs 9` is the recipe's own length, `--recipe article` the article's own Adam
 1e-3. `--short` is the quick look: the article's
@@ -67,8 +67,6 @@ def main():
         args.epochs = args.epochs or 4
         args.steps_per_epoch = args.steps_per_epoch or 125
     args.recipe = args.recipe or "article_fast"
-    if args.recipe == "article_fast" and args.epochs is None:
-        args.epochs = ARTICLE_FAST_EPOCHS
     out = Path(args.out or ("runs/article_short" if args.short else "runs/article"))
     summaries, macs = {}, {}
     for name in args.networks:
@@ -76,11 +74,15 @@ def main():
         macs[name] = accounting.count_macs(model)
         print(f"== {name} ({model.count_params():,} params, {macs[name] / 1e6:.0f}M multiply-adds)")
         del model
+        epochs = args.epochs
+        # A run folder that exists keeps the epochs it was started with (train reads them).
+        if epochs is None and args.recipe == "article_fast":
+            epochs = None if (out / name / "run.json").exists() else ARTICLE_FAST_EPOCHS
         summaries[name] = train(
             name,
             model_kwargs={"depth": args.depth},
             recipe=args.recipe,
-            epochs=args.epochs,
+            epochs=epochs,
             steps_per_epoch=args.steps_per_epoch,
             data=args.data,
             out=out / name,

@@ -157,7 +157,11 @@ def _read_keras_weights(path, full_model, *, skip_top=False):
         twin.load_weights(path, objects_to_skip=skip if skip_top else None)
     except ValueError as error:
         raise WeightsError(f"{path} does not fit {twin.name}: {error}") from None
-    return {w.path: keras.ops.convert_to_numpy(w) for w in twin.weights}
+    return {
+        w.path: keras.ops.convert_to_numpy(w)
+        for w in twin.weights
+        if not (skip_top and w.path.startswith(TOP_PREFIXES))
+    }
 
 
 # The classifier's variables, which a model without its top leaves out: the `predictions`
