@@ -12,6 +12,7 @@ torchvision transplants are in tests/test_weights_torchvision.py.
 import dataclasses
 import hashlib
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -305,12 +306,21 @@ def test_a_backbone_loads_by_path_whatever_its_classes(tmp_path, name, depth):
     _randomise(source, np.random.default_rng(6))
     path = str(tmp_path / "mine.weights.h5")
     source.save_weights(path)
-    backbone = keras_resnets.build(name, depth=depth, weights=path, include_top=False, classes=100)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        backbone = keras_resnets.build(
+            name, depth=depth, weights=path, include_top=False, classes=100
+        )
     features = keras.Model(source.input, source.get_layer(backbone.layers[-1].name).output)
     x = _raw_images(32)
     np.testing.assert_allclose(
         backbone.predict(x, verbose=0), features.predict(x, verbose=0), rtol=1e-5, atol=1e-5
     )
     # With its top, the file's 10-class classifier cannot fill a 100-class one.
-    with pytest.raises(ValueError, match="does not fit"):
-        keras_resnets.build(name, depth=depth, weights=path, classes=100)
+    with warnings.catch_warnings(record=True) as caught_too:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError, match="does not fit"):
+            keras_resnets.build(name, depth=depth, weights=path, classes=100)
+    # A quiet console: the error alone, no Keras warning that layers keep fresh weights.
+    noise = [str(w.message) for w in caught + caught_too if "weights" in str(w.message)]
+    assert not noise, noise

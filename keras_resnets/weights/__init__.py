@@ -13,6 +13,7 @@ names that did not fit.
 
 import inspect
 import os
+import warnings
 
 import numpy as np
 
@@ -154,7 +155,12 @@ def _read_keras_weights(path, full_model, *, skip_top=False):
         if any(w.path.startswith(TOP_PREFIXES) for w in layer.weights)
     ]
     try:
-        twin.load_weights(path, objects_to_skip=skip if skip_top else None)
+        with warnings.catch_warnings():
+            # On a file that does not fit, Keras also walks the functional model's
+            # `_operations_by_depth` containers, which the file does not hold, and warns that
+            # they keep fresh weights before the error we raise below says what is wrong.
+            warnings.filterwarnings("ignore", "Skipping nested container", UserWarning)
+            twin.load_weights(path, objects_to_skip=skip if skip_top else None)
     except ValueError as error:
         raise WeightsError(f"{path} does not fit {twin.name}: {error}") from None
     return {
