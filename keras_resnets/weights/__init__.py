@@ -85,16 +85,11 @@ def build_with_weights(info, weights, kwargs, *, catalogue=()):
         if kwargs.get("include_preprocessing", True) is True:
             kwargs["include_preprocessing"] = (entry.mean, entry.std)
         model = info.builder(**kwargs)
-        # The file was saved from the whole model, with the weights' classifier: a backbone
-        # (include_top=False) asked for with other `classes` still reads it through that one.
-        full = {**kwargs, "include_top": True}
-        if "classes" in full:
-            full["classes"] = classes
         load(
             model,
             files.fetch(entry),
             format=entry.format,
-            full_model=lambda: info.builder(**full),
+            full_model=lambda: info.builder(**{**kwargs, "include_top": True}),
         )
         return model
     if not isinstance(weights, (str, os.PathLike)):
@@ -127,18 +122,23 @@ def build_with_weights(info, weights, kwargs, *, catalogue=()):
 def read_state(path, format, full_model=None, *, skip_top=False):
     """The checkpoint at `path` as `{our variable path: array}`; `full_model()` builds the
     model a `.weights.h5` was saved from (ours load through Keras, into that model), and
-    `skip_top` leaves that file's classifier unread, whatever its number of classes."""
+    `skip_top` leaves the classifier out of the result (and, in our `.weights.h5`, unread,
+    whatever its number of classes)."""
     if format == "torchvision":
-        return convert.from_torchvision(files.read_torch(path))
-    if format == "safetensors":
-        return convert.from_torchvision(files.read_safetensors(path))
-    if format == "keras_applications":
+        state = convert.from_torchvision(files.read_torch(path))
+    elif format == "safetensors":
+        state = convert.from_torchvision(files.read_safetensors(path))
+    elif format == "keras_applications":
         layers = files.read_legacy_h5(path)
         densenet = any(name.replace("/", "_").startswith("pool2_") for name in layers)
-        return convert.from_keras_applications(layers, densenet=densenet)
-    if format == "keras":
-        return _read_keras_weights(path, full_model, skip_top=skip_top)
-    raise WeightsError(f"Unknown weights format {format!r}.")
+        state = convert.from_keras_applications(layers, densenet=densenet)
+    elif format == "keras":
+        state = _read_keras_weights(path, full_model, skip_top=skip_top)
+    else:
+        raise WeightsError(f"Unknown weights format {format!r}.")
+    if skip_top:
+        state = {p: v for p, v in state.items() if not p.startswith(TOP_PREFIXES)}
+    return state
 
 
 def _read_keras_weights(path, full_model, *, skip_top=False):
@@ -149,25 +149,23 @@ def _read_keras_weights(path, full_model, *, skip_top=False):
     import keras
 
     twin = full_model()
-    skip = [
-        layer
-        for layer in twin.layers
-        if any(w.path.startswith(TOP_PREFIXES) for w in layer.weights)
-    ]
+    skip = None
+    if skip_top:
+        skip = [
+            layer
+            for layer in twin.layers
+            if any(w.path.startswith(TOP_PREFIXES) for w in layer.weights)
+        ]
     try:
         with warnings.catch_warnings():
             # On a file that does not fit, Keras also walks the functional model's
             # `_operations_by_depth` containers, which the file does not hold, and warns that
             # they keep fresh weights before the error we raise below says what is wrong.
             warnings.filterwarnings("ignore", "Skipping nested container", UserWarning)
-            twin.load_weights(path, objects_to_skip=skip if skip_top else None)
+            twin.load_weights(path, objects_to_skip=skip)
     except ValueError as error:
         raise WeightsError(f"{path} does not fit {twin.name}: {error}") from None
-    return {
-        w.path: keras.ops.convert_to_numpy(w)
-        for w in twin.weights
-        if not (skip_top and w.path.startswith(TOP_PREFIXES))
-    }
+    return {w.path: keras.ops.convert_to_numpy(w) for w in twin.weights}
 
 
 # The classifier's variables, which a model without its top leaves out: the `predictions`
@@ -187,8 +185,6 @@ def load(model, path, *, format=None, full_model=None):
     variables = {w.path: w for w in model.weights}
     has_top = any(p.startswith(TOP_PREFIXES) for p in variables)
     state = read_state(path, format, full_model, skip_top=not has_top)
-    if not has_top:
-        state = {p: v for p, v in state.items() if not p.startswith(TOP_PREFIXES)}
     missing = sorted(set(variables) - set(state))
     unexpected = sorted(set(state) - set(variables))
     if missing or unexpected:
