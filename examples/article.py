@@ -18,17 +18,12 @@ Each network trains in its own run folder, `<out>/<network>/`, so running the sa
 again resumes a killed run where its last finished epoch left it and skips finished ones.
 """
 
-import argparse
 import os
+import sys
 from pathlib import Path
 
 import keras_resnets
-from keras_resnets import accounting, machine, plotting
-
-# TensorFlow's oneDNN kernels, on before Keras imports TensorFlow (faster on AVX2-only CPUs,
-# where TensorFlow leaves them off; see keras_resnets/machine.py).
-machine.enable_onednn()
-from keras_resnets.train import train  # noqa: E402
+from keras_resnets import cli, machine, plotting
 
 NETWORKS = ("resnet", "highway", "densenet", "plain")
 # The article's hour on 2 CPU cores: 14 epochs of `article_fast` fit it on an Intel Xeon with
@@ -38,7 +33,7 @@ ARTICLE_FAST_EPOCHS = 14
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="CIFAR-10 source (default: $KERAS_RESNETS_DATA or search)")
     parser.add_argument("--out", help="default: runs/article (--short: runs/article_short)")
     parser.add_argument("--recipe", help="default: article_fast (--short: article)")
@@ -47,21 +42,33 @@ def main():
         action="store_true",
         help="the quick look: recipe article, 4 epochs of 125 steps (--out runs/article_short)",
     )
-    parser.add_argument("--depth", type=int, default=25, help="units per network (multiple of 5)")
     parser.add_argument(
-        "--epochs", type=int, help="default: 14 with article_fast, else the recipe's (--short: 4)"
+        "--depth", type=cli.positive_int, default=25, help="units per network (multiple of 5)"
     )
-    parser.add_argument("--steps-per-epoch", type=int)
-    parser.add_argument("--train-limit", type=int)
-    parser.add_argument("--test-limit", type=int)
+    parser.add_argument(
+        "--epochs",
+        type=cli.positive_int,
+        help="default: 14 with article_fast, else the recipe's (--short: 4)",
+    )
+    parser.add_argument("--steps-per-epoch", type=cli.positive_int)
+    parser.add_argument("--train-limit", type=cli.positive_int)
+    parser.add_argument("--test-limit", type=cli.positive_int)
     parser.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=NETWORKS)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=cli.non_negative_int, default=0)
     parser.add_argument(
         "--mixed-precision",
         default="auto",
+        choices=["auto", "float32", "mixed_float16", "mixed_bfloat16"],
         help="auto (bfloat16 where the hardware has it), float32, mixed_float16 or mixed_bfloat16",
     )
     args = parser.parse_args()
+    # Keras starts only now, so that --help and argument errors come at once: with TensorFlow's
+    # oneDNN kernels on (faster on AVX2-only CPUs, where TensorFlow leaves them off; an explicit
+    # TF_ENABLE_ONEDNN_OPTS=0 is kept) and without its C++ log lines (keras_resnets/machine.py).
+    machine.start_keras()
+    from keras_resnets import accounting
+    from keras_resnets.train import train
+
     if args.short:
         args.recipe = args.recipe or "article"
         args.epochs = args.epochs or 4
@@ -72,7 +79,8 @@ def main():
     for name in args.networks:
         model = keras_resnets.build(name, depth=args.depth)
         macs[name] = accounting.count_macs(model)
-        print(f"== {name} ({model.count_params():,} params, {macs[name] / 1e6:.0f}M multiply-adds)")
+        params = accounting.count_params(model)  # as the table below and summary.json count
+        print(f"== {name} ({params:,} params, {macs[name] / 1e6:.0f}M multiply-adds)")
         del model
         epochs = args.epochs
         # A run folder that exists keeps the epochs it was started with (train reads them).
@@ -125,4 +133,4 @@ def first_at(history, accuracy):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))

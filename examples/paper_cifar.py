@@ -10,15 +10,10 @@ prints the table of test errors beside the paper's and draws Fig. 6 style plots,
 plain nets and one for the ResNets, into `<out>/cifar_plain.png` and `<out>/cifar_resnet.png`.
 """
 
-import argparse
+import sys
 from pathlib import Path
 
-from keras_resnets import machine, plotting
-
-# TensorFlow's oneDNN kernels, on before Keras imports TensorFlow (faster on AVX2-only CPUs,
-# where TensorFlow leaves them off; see keras_resnets/machine.py).
-machine.enable_onednn()
-from keras_resnets.train import train  # noqa: E402
+from keras_resnets import cli, machine, plotting
 
 # He et al. 2015, Table 6: test error (%) of the CIFAR-10 ResNets. The paper gives the plain
 # nets' errors only as curves (Fig. 6, left), so no figure is quoted for them.
@@ -26,22 +21,30 @@ PAPER_ERROR = {"cifar_resnet": {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.4
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--data")
     parser.add_argument("--out", default="runs/paper_cifar")
-    parser.add_argument("--depths", type=int, nargs="+", default=[20, 32, 44, 56, 110])
+    parser.add_argument("--depths", type=cli.positive_int, nargs="+", default=[20, 32, 44, 56, 110])
     parser.add_argument("--short", action="store_true", help="use the `fast` recipe")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--steps-per-epoch", type=int)
-    parser.add_argument("--train-limit", type=int)
-    parser.add_argument("--test-limit", type=int)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=cli.positive_int)
+    parser.add_argument("--steps-per-epoch", type=cli.positive_int)
+    parser.add_argument("--train-limit", type=cli.positive_int)
+    parser.add_argument("--test-limit", type=cli.positive_int)
+    parser.add_argument("--seed", type=cli.non_negative_int, default=0)
     parser.add_argument(
         "--mixed-precision",
         default="auto",
+        choices=["auto", "float32", "mixed_float16", "mixed_bfloat16"],
         help="auto (bfloat16 where the hardware has it), float32, mixed_float16 or mixed_bfloat16",
     )
     args = parser.parse_args()
+    # Keras starts after the arguments, quietly and with oneDNN on, as in examples/article.py.
+    machine.start_keras()
+    from keras_resnets.models.resnet import cifar_stages
+    from keras_resnets.train import train
+
+    for depth in args.depths:  # a bad depth fails now, not after hours of the good ones
+        cifar_stages(depth, family="cifar_resnet (and cifar_plain)")
 
     out = Path(args.out)
     recipe = "fast" if args.short else "paper"
@@ -82,4 +85,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))

@@ -20,7 +20,7 @@ import sys
 from keras_resnets import commands
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
     """Bad arguments get the same one `error:` line as every other bad input, and exit 2."""
 
     def error(self, message):
@@ -42,8 +42,8 @@ def _int_at_least(minimum, what):
     return parse
 
 
-_positive_int = _int_at_least(1, "a positive integer")
-_non_negative_int = _int_at_least(0, "0 or more")
+positive_int = _int_at_least(1, "a positive integer")
+non_negative_int = _int_at_least(0, "0 or more")
 
 
 def key_value(text):
@@ -61,17 +61,17 @@ def key_value(text):
 
 
 def _parser():
-    parser = _Parser(
+    parser = Parser(
         prog="keras-resnets",
         description="ResNets, HighwayNets and DenseNets for Keras 3: train, evaluate, export.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     p = sub.add_parser("train", help="train a registered model on CIFAR-10")
     p.add_argument("--model", default="cifar_resnet", help="a name from `keras-resnets list`")
-    p.add_argument("--depth", type=_positive_int, help="the family's depth (e.g. 20, 110, 25)")
+    p.add_argument("--depth", type=positive_int, help="the family's depth (e.g. 20, 110, 25)")
     p.add_argument("--shortcut", choices=["A", "B", "C", "none"], help="ResNet shortcut option")
-    p.add_argument("--growth-rate", type=_positive_int, help="DenseNet growth rate k")
+    p.add_argument("--growth-rate", type=positive_int, help="DenseNet growth rate k")
     p.add_argument(
         "--model-arg",
         type=key_value,
@@ -83,11 +83,11 @@ def _parser():
     p.add_argument(
         "--recipe", default="fast", help="paper, densenet, article, article_fast or fast"
     )
-    p.add_argument("--epochs", type=_positive_int, help="default: the recipe's")
+    p.add_argument("--epochs", type=positive_int, help="default: the recipe's")
     p.add_argument(
-        "--steps-per-epoch", type=_positive_int, help="cap the steps of an epoch (short runs)"
+        "--steps-per-epoch", type=positive_int, help="cap the steps of an epoch (short runs)"
     )
-    p.add_argument("--batch-size", type=_positive_int, help="default: the recipe's")
+    p.add_argument("--batch-size", type=positive_int, help="default: the recipe's")
     p.add_argument(
         "--data",
         help="the data: a CIFAR-10 folder or archive, 'tfds', 'keras' or 'cifar100' "
@@ -99,7 +99,7 @@ def _parser():
         action="store_true",
         help="clear the run folder's previous run first, instead of resuming it",
     )
-    p.add_argument("--seed", type=_non_negative_int, default=0)
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument(
         "--mixed-precision",
         choices=["float32", "mixed_float16", "mixed_bfloat16", "auto"],
@@ -115,8 +115,8 @@ def _parser():
         help="compile the step with XLA. auto (default): on for JAX and for "
         "TensorFlow on a GPU, off for TensorFlow on a CPU; --jit-compile alone: on",
     )
-    p.add_argument("--train-limit", type=_positive_int, help="use only this many training images")
-    p.add_argument("--test-limit", type=_positive_int, help="use only this many test images")
+    p.add_argument("--train-limit", type=positive_int, help="use only this many training images")
+    p.add_argument("--test-limit", type=positive_int, help="use only this many test images")
     p.add_argument(
         "--distribute",
         default="none",
@@ -154,11 +154,11 @@ def _parser():
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", help="a .keras file")
     source.add_argument("--model", help="a registered model, with --weights")
-    p.add_argument("--depth", type=_positive_int, help="with --model: its depth")
+    p.add_argument("--depth", type=positive_int, help="with --model: its depth")
     p.add_argument("--weights", help="with --model: 'cifar10' (shipped weights) or a weights file")
     p.add_argument("--data", help="CIFAR-10 source, as for train")
-    p.add_argument("--batch-size", type=_positive_int, default=256)
-    p.add_argument("--test-limit", type=_positive_int)
+    p.add_argument("--batch-size", type=positive_int, default=256)
+    p.add_argument("--test-limit", type=positive_int)
     p.add_argument("--plot", help="also draw the confusion matrix into this PNG")
     _add_tensorflow_options(p)
 
@@ -169,7 +169,7 @@ def _parser():
         "--base", default=commands.EXPORT_BASE, help="the base folder (default saved_models)"
     )
     p.add_argument(
-        "--version", type=_positive_int, help="default: one more than the highest existing"
+        "--version", type=positive_int, help="default: one more than the highest existing"
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing version")
     p.add_argument(
@@ -222,8 +222,15 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     # Nothing above this line imports Keras or TensorFlow: --help and bad arguments are quick.
     args = _parser().parse_args(argv)
+    return run(commands.COMMANDS[args.command], args)
+
+
+def run(command, *args):
+    """Call `command(*args)` as the CLI calls its commands, for the CLI and the examples: a
+    bad input is one `error:` line and exit status 2, Ctrl-C a line on how to resume and 130,
+    success 0."""
     try:
-        commands.COMMANDS[args.command](args)
+        command(*args)
     except (ValueError, FileNotFoundError) as e:  # the data module's DataSourceError too
         # Bad input gets one clear line, not a stack trace from deep inside TF.
         print(f"error: {e}", file=sys.stderr)

@@ -142,6 +142,68 @@ def test_help_list_and_argument_errors_do_not_import_tensorflow(tmp_path, args):
         assert "cifar_resnet" in result.stdout.split()
 
 
+# The examples answer as the CLI does: their own --help and argument errors before Keras.
+EXAMPLE_DRIVER = """
+import runpy, sys
+sys.argv = sys.argv[1:]
+code = 0
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+except SystemExit as exit:
+    code = exit.code
+print("tensorflow imported:", "tensorflow" in sys.modules)
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["article.py", "--help"], None),
+        (["article.py", "--epochs", "0"], "argument --epochs: must be a positive integer"),
+        (["article.py", "--networks", "resnet", "vgg"], "argument --networks: invalid choice"),
+        (["paper_cifar.py", "--depths", "20", "-1"], "argument --depths: must be a positive"),
+        (["paper_cifar.py", "--mixed-precision", "bf16"], "argument --mixed-precision"),
+    ],
+)
+def test_examples_check_their_arguments_before_tensorflow(tmp_path, args, expected):
+    example = str(REPO / "examples" / args[0])
+    result = _driver(tmp_path, example, *args[1:], code=EXAMPLE_DRIVER)
+    assert "tensorflow imported: False" in result.stdout, result.stdout + result.stderr
+    if expected is None:
+        assert result.returncode == 0 and "usage: " in result.stdout, result.stderr[-3000:]
+    else:
+        _one_error(result, expected)
+
+
+@pytest.mark.slow  # 9 s on AMX: Keras and TensorFlow load twice; CI's slow step runs it
+def test_examples_name_a_bad_depth_in_one_line_before_training(tmp_path):
+    # After Keras has loaded: TensorFlow's C++ log lines stay out (one stderr line in all),
+    # and the bad depth is named before any network trains.
+    article = _driver(
+        tmp_path,
+        REPO / "examples" / "article.py",
+        "--depth",
+        "7",
+        "--out",
+        "runs/a",
+        code=EXAMPLE_DRIVER,
+    )
+    _one_error(article, "a positive multiple of 5", "Received: depth=7")
+    paper = _driver(
+        tmp_path,
+        REPO / "examples" / "paper_cifar.py",
+        "--depths",
+        "20",
+        "21",
+        "--out",
+        "runs/p",
+        code=EXAMPLE_DRIVER,
+    )
+    _one_error(paper, "cifar_resnet (and cifar_plain) defines depth 6n+2", "Received: depth=21")
+    assert not (tmp_path / "runs").exists()  # nothing trained, no run folder made
+
+
 def test_import_keras_resnets_is_light_and_still_registers_everything(tmp_path):
     code = """
 import sys
