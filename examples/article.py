@@ -106,6 +106,7 @@ def main():
         title=f"The article's networks, depth {args.depth}, recipe {args.recipe!r}",
         against=("epoch", "minutes"),
         target=10.0,
+        deadline=60,  # the article's hour
     )
     print(
         f"\n{'network':9} {'params':>10} {'MACs':>6} {'epochs':>6} {'best':>7} {'final':>7} "

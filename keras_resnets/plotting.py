@@ -30,7 +30,7 @@ def plot_history(history, path, *, title=None):
     return plot_runs({title or "": history}, path, title=title)
 
 
-def plot_runs(runs, path, *, title=None, against=("epoch",), target=None):
+def plot_runs(runs, path, *, title=None, against=("epoch",), target=None, deadline=None):
     """Several runs on one plot, one colour each: {label: history path or rows}.
 
     Args:
@@ -40,6 +40,8 @@ def plot_runs(runs, path, *, title=None, against=("epoch",), target=None):
         against: the x axes, one panel each: "epoch" and/or "minutes" (the history's
             `wall_time`, in minutes). Train error (thin, dashed) is drawn against epochs only.
         target: a test error in % to mark with a horizontal line (e.g. 10 for "90%").
+        deadline: minutes to mark with a vertical line on the "minutes" panel (e.g. 60 for
+            "within the hour"), labelled in its legend.
     """
     import matplotlib
 
@@ -87,6 +89,10 @@ def plot_runs(runs, path, *, title=None, against=("epoch",), target=None):
                 )
         if target is not None:
             ax.axhline(target, color="grey", linewidth=0.8, linestyle=":")
+        if deadline is not None and axis == "minutes":
+            ax.axvline(
+                deadline, color="grey", linewidth=0.8, linestyle="--", label=f"{deadline:g} min"
+            )
         if axis == "epoch":
             ax.set_xlabel("epoch")
             ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # no 1.5

@@ -48,6 +48,16 @@ def test_runs_against_epochs_and_minutes(drawn, tmp_path):
         assert any(list(line.get_ydata()) == [10.0, 10.0] for line in ax.get_lines())
 
 
+def test_a_deadline_marks_the_minutes_panel_only(drawn, tmp_path):
+    runs = {"a": _rows([0.5, 0.8], 60)}
+    plotting.plot_runs(runs, tmp_path / "p.png", against=("epoch", "minutes"), deadline=60)
+    by_epoch, by_minutes = drawn[0].axes
+    minutes = {line.get_label(): line for line in by_minutes.get_lines()}
+    assert list(minutes["60 min"].get_xdata()) == [60, 60]
+    assert "60 min" in [t.get_text() for t in by_minutes.get_legend().get_texts()]
+    assert "60 min" not in [line.get_label() for line in by_epoch.get_lines()]
+
+
 def test_one_panel_by_default(drawn, tmp_path):
     plotting.plot_runs({"a": _rows([0.5], 60)}, tmp_path / "p.png", title="t")
     assert len(drawn[0].axes) == 1 and drawn[0].axes[0].get_title() == "t"
