@@ -1,6 +1,6 @@
 """The article's comparison: its four 25-layer CIFAR-10 networks, one recipe, one plot.
 
-    python examples/article.py --data ../shared/cifar10            # about an hour a network
+    python examples/article.py --data ../shared/cifar10            # 51 to 65 min a network on AMX
     python examples/article.py --data ../shared/cifar10 --short    # the first 32,000 images
 
 Trains `resnet`, `highway`, `densenet` and `plain` (A. Juliani 2016) with the same recipe,
@@ -8,11 +8,11 @@ one after the other, then draws their test error against epochs and against wall
 figure, `<out>/article.png`, and prints a table: parameters, multiply-adds, epochs, best and
 final test accuracy, the first epoch and minute at >= 90%, and images/s. The default is the
 `article_fast` recipe stretched to 14 epochs: on the 2 cores of an Intel Xeon with AMX in
-bfloat16, 51 minutes for the ResNet (which passes 90% at epoch 13) and 60 for the DenseNet;
-1.2 to 3 hours on the AMD EPYCs without AMX we measured (their 9-epoch runs took 48 to 120
-minutes). `--epochs 9` is the recipe's own length, `--recipe article` the article's own Adam
-1e-3. `--short` is the quick look: the article's
-recipe for 4 x 125 steps, the test set after each 125.
+bfloat16, 51 minutes for the ResNet (which passes 90% at epoch 13), 60 for the DenseNet, 65
+for the HighwayNet and 53 for the plain net; 1.2 to 3 hours on the AMD EPYCs without AMX we
+measured (their 9-epoch runs took 48 to 120 minutes). `--epochs 9` is the recipe's own
+length, `--recipe article` the article's own Adam 1e-3. `--short` is the quick look: the
+article's recipe for 4 x 125 steps, the test set after each 125.
 
 Each network trains in its own run folder, `<out>/<network>/`, so running the same command
 again resumes a killed run where its last finished epoch left it and skips finished ones.
