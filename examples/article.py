@@ -26,9 +26,9 @@ import keras_resnets
 from keras_resnets import cli, machine, plotting
 
 NETWORKS = ("resnet", "highway", "densenet", "plain")
-# The article's hour on 2 CPU cores: 14 epochs of `article_fast` fit it on an Intel Xeon with
-# AMX (about 3.6 minutes an epoch for the ResNet, 254 images/s; README, "The article's
-# comparison, to the end").
+# The article's hour on 2 CPU cores: 14 epochs of `article_fast` fit it for the ResNet on an
+# Intel Xeon with AMX (3.6 minutes an epoch, 254 images/s; the other three take 53 to 65
+# minutes: README, "The article's comparison, to the end").
 ARTICLE_FAST_EPOCHS = 14
 
 
