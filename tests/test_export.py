@@ -341,18 +341,22 @@ def test_saved_model_cli_run_on_a_saved_npy(exported, model, cifar_pngs, tmp_pat
     assert np.load(tmp_path / "out" / "classes.npy").tolist() == expected.argmax(-1).tolist()
 
 
+def xla_compiled_functions(version_dir):
+    """The functions of an export that TF Serving could run only with XLA enabled."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved_model = saved_model_pb2.SavedModel()
+    saved_model.ParseFromString((version_dir / "saved_model.pb").read_bytes())
+    library = saved_model.meta_graphs[0].graph_def.library
+    return [f.signature.name for f in library.function if f.attr["_XlaMustCompile"].b]
+
+
 def test_graph_needs_no_xla(exported, tmp_path):
     # A TF Serving build need not have XLA, and Keras's TF conv jit-compiles when the channel
     # count is unknown. The stand-in's first layer (Rescaling) keeps whatever the signature
     # gives, so it shows the XLA path if the export lost the static channel count.
-    from tensorflow.core.protobuf import saved_model_pb2
-
     for version_dir in (exported, export(_stand_in_model(), tmp_path / "m")):
-        saved_model = saved_model_pb2.SavedModel()
-        saved_model.ParseFromString((version_dir / "saved_model.pb").read_bytes())
-        library = saved_model.meta_graphs[0].graph_def.library
-        compiled = [f.signature.name for f in library.function if f.attr["_XlaMustCompile"].b]
-        assert compiled == []
+        assert xla_compiled_functions(version_dir) == []
 
 
 def test_verify_describes_signatures(exported):

@@ -45,6 +45,10 @@ def test_family_exports_and_serves(name, kwargs, tmp_path):
     keras.utils.set_random_seed(0)
     model = keras_resnets.build(name, **kwargs)
     path = export(model, tmp_path / name)
+    # The highway unit trains with an XLA-fused gate (layers/_fused_gate.py); serving must not.
+    from test_export import xla_compiled_functions
+
+    assert xla_compiled_functions(path) == []
     loaded = tf.saved_model.load(str(path))
     assert set(loaded.signatures) >= {"serving_default", "serving_bytes"}
 

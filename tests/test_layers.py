@@ -687,6 +687,39 @@ def test_highway_gate_starts_at_its_bias(rng, gate_bias):
     assert_close(unit(x), xd + sigmoid(gate_bias) * (h - xd))
 
 
+@pytest.mark.parametrize("policy, tol", [("float32", 1e-4), ("mixed_bfloat16", 3e-2)])
+def test_highway_unit_trains_the_same_function(rng, policy, tol):
+    """In training, the mix x + T (H - x) is one XLA kernel on TensorFlow (`_fused_gate`):
+    its output is still the NumPy reference's, and its gradients are the plain ops'."""
+    unit = HighwayUnit(dtype=policy)
+    x = random_input(rng, (BATCH, SIZE, SIZE, CHANNELS))
+    unit.build(x.shape)
+    v = randomise(unit, rng)
+    xd = x.astype("float64")
+    h = relu(np_conv2d(xd, v["transform/kernel"], 1, v["transform/bias"]))
+    t = sigmoid(np_conv2d(xd, v["gate/kernel"], 1, v["gate/bias"]))
+    assert_close(unit(x, training=True), h * t + xd * (1.0 - t), tol)
+    if not TF:
+        return  # other backends run the same keras.ops in training and inference
+    import tensorflow as tf
+
+    from keras_resnets.layers import _fused_gate
+
+    inputs = tf.constant(x)
+    upstream = rng.standard_normal(x.shape).astype("float32")
+
+    def gradients(training):
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            y = tf.cast(unit(inputs, training=training), tf.float32)
+            loss = tf.reduce_sum(y * upstream)
+        return tape.gradient(loss, [inputs, *unit.trainable_weights])
+
+    assert _fused_gate._xla_gated_mix().experimental_get_tracing_count() > 0
+    for fused, plain in zip(gradients(True), gradients(False), strict=True):
+        np.testing.assert_allclose(to_numpy(fused), to_numpy(plain), rtol=tol, atol=tol)
+
+
 # --------------------------------------------------------------------------------------
 # DenseBlock and TransitionLayer against NumPy
 # --------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_resnets.layers import _defaults
+from keras_resnets.layers import _defaults, _fused_gate
 
 
 @keras.saving.register_keras_serializable(package="keras_resnets")
@@ -87,8 +87,7 @@ class HighwayUnit(keras.layers.Layer):
         self.gate = _defaults.conv2d(
             channels,
             self.kernel_size,
-            use_bias=True,
-            activation="sigmoid",
+            use_bias=True,  # its sigmoid is applied in `call`, fused with the mix
             kernel_initializer=self.kernel_initializer,
             bias_initializer=keras.initializers.Constant(self.gate_bias_initializer),
             name="gate",
@@ -108,9 +107,9 @@ class HighwayUnit(keras.layers.Layer):
         if self.use_batch_norm:
             h = self.transform_bn(h, training=training)
         h = self.activation(h)
-        t = self.gate(inputs)
-        # Written as x + T * (H - x): the same value with one multiply fewer.
-        return inputs + t * (h - inputs)
+        # x + T * (H - x): the same value as H * T + x * (1 - T) with one multiply fewer.
+        mix = _fused_gate.gated_mix_training if training else _fused_gate.gated_mix
+        return mix(inputs, self.gate(inputs), h)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
