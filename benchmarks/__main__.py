@@ -110,6 +110,20 @@ FULL = [
         "warmup_steps": 2,
         "precision": "bfloat16",
     },
+    # The article's HighwayNet beside itself with the gate's mix unfused (peer "unfused").
+    *(
+        {
+            "kind": "throughput",
+            "model": "highway25",
+            "batch_size": 128,
+            "modes": ["train"],
+            "steps": 2,
+            "repeats": 5,
+            "warmup_steps": 2,
+            **precision,
+        }
+        for precision in ({}, {"precision": "bfloat16"})
+    ),
     {
         "kind": "memory",
         "model": "cifar_densenet_bc100",
@@ -143,6 +157,15 @@ QUICK = [
         "kind": "throughput",
         "model": "cifar_resnet20",
         "batch_size": 32,
+        "steps": 1,
+        "repeats": 2,
+        "warmup_steps": 1,
+    },
+    {
+        "kind": "throughput",
+        "model": "highway5",
+        "batch_size": 8,
+        "modes": ["train"],
         "steps": 1,
         "repeats": 2,
         "warmup_steps": 1,
@@ -348,8 +371,8 @@ def _parser():
     p.add_argument(
         "--peers",
         nargs="*",
-        help="keras_plain, keras_app, torch, memory_efficient "
-        "(default: the first three where they exist)",
+        help="keras_plain, keras_app, torch, memory_efficient, unfused "
+        "(default: those of keras_plain, keras_app, torch and unfused that exist)",
     )
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--input-size", type=int, help="default 32 for CIFAR nets, else 224")

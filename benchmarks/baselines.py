@@ -12,6 +12,8 @@ Peers:
     torch:       torchvision's model of the same architecture (when torchvision imports), or
         for the CIFAR ResNets the plain PyTorch implementation below (when torch imports);
         eager mode, channels_last.
+    unfused:     for the HighwayNets, our model with `HighwayUnit(fused=False)`: the gate's
+        mix as separate TensorFlow ops instead of one XLA kernel.
 """
 
 import re
@@ -98,6 +100,8 @@ def peers_for(spec):
         peers.append("keras_plain")
     if name in KERAS_APPLICATIONS:
         peers.append("keras_app")
+    if name in HIGHWAY_MODELS:
+        peers.append("unfused")
     if cifar_depth(spec) is not None and torch_available():
         peers.append("torch")
     elif name in TORCHVISION and torchvision_available():
@@ -155,6 +159,23 @@ def keras_application(spec, *, input_shape, classes):
     name, _ = parse_model(spec)
     constructor = getattr(keras.applications, KERAS_APPLICATIONS[name])
     return constructor(weights=None, input_shape=input_shape, classes=classes)
+
+
+# Models built of HighwayUnits, whose gate the "unfused" peer computes with plain ops.
+HIGHWAY_MODELS = ("highway", "cifar_highway")
+
+
+def unfused(model):
+    """`model` with every HighwayUnit's `fused=False`: the gate's mix as separate TF ops."""
+    from keras_resnets.layers import HighwayUnit
+
+    def clone(layer):
+        config = layer.get_config()
+        if isinstance(layer, HighwayUnit):
+            config["fused"] = False
+        return layer.__class__.from_config(config)
+
+    return keras.models.clone_model(model, clone_function=clone)
 
 
 def ours(spec, *, input_shape, classes, shortcut=None, **kwargs):

@@ -86,6 +86,13 @@ def build_contenders(
                     spec, input_shape=input_shape, classes=classes, memory_efficient=True
                 ),
             )
+        elif peer == "unfused":
+            add_keras(
+                "keras_resnets unfused",
+                lambda: baselines.unfused(
+                    baselines.ours(spec, input_shape=input_shape, classes=classes)
+                ),
+            )
         elif peer == "torch":
             import torch
 
@@ -110,7 +117,7 @@ def build_contenders(
         else:
             raise ValueError(
                 f"Unknown peer {peer!r}. Valid peers: keras_plain, keras_app, "
-                f"torch, memory_efficient. Received: peer={peer!r}"
+                f"torch, memory_efficient, unfused. Received: peer={peer!r}"
             )
     return contenders
 

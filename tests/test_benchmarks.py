@@ -56,6 +56,30 @@ def test_torch_baseline_is_the_same_network():
     assert tuple(out.shape) == (2, 10)
 
 
+def test_unfused_highway_peer_is_the_same_network():
+    """The `unfused` peer differs from ours only in how TensorFlow runs the gate's mix."""
+    import numpy as np
+
+    from keras_resnets.layers import HighwayUnit
+
+    assert "unfused" in baselines.peers_for("highway5")
+    assert "unfused" not in baselines.peers_for("cifar_resnet20")
+    ours = baselines.ours("highway5", input_shape=(32, 32, 3), classes=10)
+    peer = baselines.unfused(ours)
+    units = [layer for layer in peer.layers if isinstance(layer, HighwayUnit)]
+    assert len(units) == 5 and not any(unit.fused for unit in units)
+    assert all(layer.fused for layer in ours.layers if isinstance(layer, HighwayUnit))
+    assert count_params(peer) == count_params(ours) and count_macs(peer) == count_macs(ours)
+    peer.set_weights(ours.get_weights())
+    images = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(peer(images, training=True)),
+        keras.ops.convert_to_numpy(ours(images, training=True)),
+        rtol=1e-4,
+        atol=1e-5,
+    )
+
+
 @pytest.mark.slow  # out of the default run, which must stay about 10 min on 2 AVX2 cores
 def test_throughput_tiny():
     peers = ["keras_plain"] + (["torch"] if baselines.torch_available() else [])

@@ -687,6 +687,16 @@ def test_highway_gate_starts_at_its_bias(rng, gate_bias):
     assert_close(unit(x), xd + sigmoid(gate_bias) * (h - xd))
 
 
+def _xla_compiled(unit, x, *, training):
+    """The XLA-compiled functions in the TensorFlow graph of `unit(x, training=...)`."""
+    import tensorflow as tf
+
+    call = tf.function(lambda inputs: unit(inputs, training=training))
+    graph = call.get_concrete_function(tf.TensorSpec(x.shape, tf.float32)).graph
+    library = graph.as_graph_def().library.function
+    return [f.signature.name for f in library if f.attr["_XlaMustCompile"].b]
+
+
 @pytest.mark.parametrize("policy, tol", [("float32", 1e-4), ("mixed_bfloat16", 3e-2)])
 def test_highway_unit_trains_the_same_function(rng, policy, tol):
     """In training, the mix x + T (H - x) is one XLA kernel on TensorFlow (`_fused_gate`):
@@ -703,7 +713,10 @@ def test_highway_unit_trains_the_same_function(rng, policy, tol):
         return  # other backends run the same keras.ops in training and inference
     import tensorflow as tf
 
-    from keras_resnets.layers import _fused_gate
+    # Fused in training only, and only when asked: inference (and so export) stays plain.
+    assert _xla_compiled(unit, x, training=True)
+    assert _xla_compiled(unit, x, training=False) == []
+    assert _xla_compiled(HighwayUnit(fused=False, dtype=policy), x, training=True) == []
 
     inputs = tf.constant(x)
     upstream = rng.standard_normal(x.shape).astype("float32")
@@ -715,7 +728,6 @@ def test_highway_unit_trains_the_same_function(rng, policy, tol):
             loss = tf.reduce_sum(y * upstream)
         return tape.gradient(loss, [inputs, *unit.trainable_weights])
 
-    assert _fused_gate._xla_gated_mix().experimental_get_tracing_count() > 0
     for fused, plain in zip(gradients(True), gradients(False), strict=True):
         np.testing.assert_allclose(to_numpy(fused), to_numpy(plain), rtol=tol, atol=tol)
 

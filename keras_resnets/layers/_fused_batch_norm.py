@@ -1,5 +1,6 @@
-"""The one backend-specific op of the package: TensorFlow's fused batch normalisation for
-training, behind `keras_resnets.layers.BatchNormalization`.
+"""One of the package's two backend-specific ops: TensorFlow's fused batch normalisation for
+training, behind `keras_resnets.layers.BatchNormalization` (the other is the highway gate's
+XLA-fused mix, `_fused_gate.py`).
 
 Everything else in the package is written with `keras.ops` and runs on every backend.
 Keras has no fused batch-norm op (`keras.ops.batch_normalization` takes precomputed

@@ -5,10 +5,12 @@ The mix is five elementwise ops forward (sigmoid, subtract, multiply, add) and a
 backward. XLA (the JAX backend, or `jit_compile=True`) fuses them into one loop, but
 TensorFlow's graph runtime runs each as its own pass over the activations, and under
 `mixed_bfloat16` on a CPU those passes are slow: on 2 AMX cores the mix and its gradient cost
-a 25-unit HighwayNet about a sixth of its training step, which is why it trained 1.3x slower
-than the ResNet of the same multiply-adds (docs/benchmarks.md, "highway gate"). Keras has no
-fused op for it, so on the TensorFlow backend this module compiles the mix alone with XLA
-(`tf.function(jit_compile=True)`, one small cluster, forward and gradient) for training.
+the article's 25-unit HighwayNet about a sixth of its training step, which is most of why it
+trained slower than the ResNet of the same multiply-adds (docs/benchmarks.md: `highway25`
+beside its `unfused` peer). Keras has no fused op for it, and XLA on the whole model is
+several times slower on a CPU (its convolutions are not oneDNN's), so on the TensorFlow
+backend this module compiles the mix alone with XLA (`tf.function(jit_compile=True)`, one
+small cluster forward and its gradient) for training: `HighwayUnit(fused=True)`.
 
 Only training takes that path: inference, and so every export, stays plain TensorFlow ops,
 since TF Serving's CPU build refuses XLA-compiled functions unless started with
