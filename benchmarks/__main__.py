@@ -263,10 +263,24 @@ def _xla(value):
     return value is True or value == "on"
 
 
+SOFTWARE = ("python", "keras", "backend", "tensorflow", "torch", "torchvision")
+
+
+def _software(desc):
+    return {key: desc.get(key) for key in SOFTWARE}
+
+
 def _header(results, command, *, quick=False):
     from benchmarks import machine
 
     desc = machine.describe()
+    previous = results.get("machine")
+    # Groups merged into one file may have run with other packages installed (the header
+    # shows the last run's): keep the earlier sets so the report can name them.
+    if previous and _software(previous) != _software(desc):
+        earlier = results.setdefault("earlier_software", [])
+        if _software(previous) not in earlier:
+            earlier.append(_software(previous))
     results.setdefault("groups", [])
     results["date"] = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     results["machine"] = desc

@@ -106,7 +106,14 @@ def markdown(results):
         f"load average at start: {', '.join(f'{x:.1f}' for x in m.get('load_average', []))}. "
         f"Python {m.get('python')}, Keras {m.get('keras')} ({m.get('backend')} backend), "
         f"TensorFlow {m.get('tensorflow')}, PyTorch {m.get('torch') or 'not installed'}, "
-        f"torchvision {m.get('torchvision') or 'not installed'}.",
+        f"torchvision {m.get('torchvision') or 'not installed'}."
+        + "".join(
+            f" Earlier groups in this file ran with Python {e.get('python')}, Keras "
+            f"{e.get('keras')} ({e.get('backend')} backend), TensorFlow {e.get('tensorflow')}, "
+            f"PyTorch {e.get('torch') or 'not installed'}, torchvision "
+            f"{e.get('torchvision') or 'not installed'}."
+            for e in results.get("earlier_software", [])
+        ),
         "",
         "Ratios matter, absolute times do not: the machine is a shared VM whose speed drifts. "
         "Every contender of a group ran in the same process, interleaved repeat by repeat; "

@@ -378,3 +378,21 @@ def test_onednn_breakdown_tiny():
     assert any(k.startswith("convolution") for k in result["primitive_ms_per_step"])
     assert result["onednn_ms_per_step"] > 0
     assert "## Where the training step's time goes" in report.markdown({"groups": [result]})
+
+
+def test_merged_results_name_the_software_of_earlier_groups(monkeypatch):
+    """A group merged into a file measured with other packages must not take their credit."""
+    from benchmarks import machine as bench_machine
+
+    earlier = {"python": "3.11.7", "keras": "3.15.1", "backend": "tensorflow"}
+    earlier.update({"tensorflow": "2.21.0", "torch": "2.14.1+cu130", "torchvision": "0.29.1"})
+    now = {**earlier, "torch": "2.13.0+cpu", "torchvision": None}
+    results = {"machine": {**earlier, "cpu": {}}, "groups": []}
+    monkeypatch.setattr(bench_machine, "describe", lambda: {**now, "cpu": {}})
+    monkeypatch.setattr(bench_machine, "theoretical_fp32_gflops", lambda cpu: None)
+    results = cli._header(results, "second command")
+    assert results["earlier_software"] == [earlier]
+    text = report.markdown(results)
+    assert "PyTorch 2.13.0+cpu, torchvision not installed." in text
+    assert "Earlier groups in this file ran with" in text and "torchvision 0.29.1." in text
+    assert cli._header(results, "third command")["earlier_software"] == [earlier]  # once
