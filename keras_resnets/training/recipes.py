@@ -208,7 +208,7 @@ RECIPES = {
         ),
         FAST,
         # The article's networks on 2 CPU cores (bfloat16): 9 epochs, 48 to 120 minutes on
-        # EPYCs without AMX. examples/article.py runs 14: 51 to 65 minutes on an AMX Xeon.
+        # EPYCs without AMX. examples/article.py runs 14: 51 to 60 minutes on an AMX Xeon.
         dataclasses.replace(
             FAST,
             name="article_fast",
