@@ -649,16 +649,28 @@ def test_zero_init_residual_bottleneck(rng):
 # --------------------------------------------------------------------------------------
 
 
-def test_highway_unit_matches_numpy(rng):
-    """(d) y = H(x) T(x) + x (1 - T(x)), H = relu(conv), T = sigmoid(conv) (Srivastava 2015)."""
-    unit = HighwayUnit()
+def _highway_case(rng, **kwargs):
+    """A built HighwayUnit with random weights, an input, and its NumPy output."""
+    unit = HighwayUnit(**kwargs)
     x = random_input(rng, (BATCH, SIZE, SIZE, CHANNELS))
     unit.build(x.shape)
     v = randomise(unit, rng)
     xd = x.astype("float64")
     h = relu(np_conv2d(xd, v["transform/kernel"], 1, v["transform/bias"]))
     t = sigmoid(np_conv2d(xd, v["gate/kernel"], 1, v["gate/bias"]))
-    assert_close(unit(x), h * t + xd * (1.0 - t))
+    return unit, x, h * t + xd * (1.0 - t)
+
+
+HIGHWAY_POLICIES = [("float32", 1e-4), ("mixed_bfloat16", 3e-2)]
+
+
+@pytest.mark.parametrize("training", [False, True])
+@pytest.mark.parametrize("policy, tol", HIGHWAY_POLICIES)
+def test_highway_unit_matches_numpy(rng, training, policy, tol):
+    """(d) y = H(x) T(x) + x (1 - T(x)), H = relu(conv), T = sigmoid(conv) (Srivastava 2015);
+    in training on TensorFlow, through the XLA-fused mix (`_fused_gate`)."""
+    unit, x, expected = _highway_case(rng, dtype=policy)
+    assert_close(unit(x, training=training), expected, tol)
 
 
 def test_highway_unit_with_batch_norm_matches_numpy(rng):
@@ -697,22 +709,13 @@ def _xla_compiled(unit, x, *, training):
     return [f.signature.name for f in library if f.attr["_XlaMustCompile"].b]
 
 
-@pytest.mark.parametrize("policy, tol", [("float32", 1e-4), ("mixed_bfloat16", 3e-2)])
-def test_highway_unit_trains_the_same_function(rng, policy, tol):
-    """In training, the mix x + T (H - x) is one XLA kernel on TensorFlow (`_fused_gate`):
-    its output is still the NumPy reference's, and its gradients are the plain ops'."""
-    unit = HighwayUnit(dtype=policy)
-    x = random_input(rng, (BATCH, SIZE, SIZE, CHANNELS))
-    unit.build(x.shape)
-    v = randomise(unit, rng)
-    xd = x.astype("float64")
-    h = relu(np_conv2d(xd, v["transform/kernel"], 1, v["transform/bias"]))
-    t = sigmoid(np_conv2d(xd, v["gate/kernel"], 1, v["gate/bias"]))
-    assert_close(unit(x, training=True), h * t + xd * (1.0 - t), tol)
-    if not TF:
-        return  # other backends run the same keras.ops in training and inference
+@pytest.mark.skipif(not TF, reason="other backends run the same keras.ops in training")
+@pytest.mark.parametrize("policy, tol", HIGHWAY_POLICIES)
+def test_highway_unit_fuses_its_mix_in_training_only(rng, policy, tol):
+    """On TensorFlow the training mix is one XLA kernel whose gradients are the plain ops'."""
     import tensorflow as tf
 
+    unit, x, _ = _highway_case(rng, dtype=policy)
     # Fused in training only, and only when asked: inference (and so export) stays plain.
     assert _xla_compiled(unit, x, training=True)
     assert _xla_compiled(unit, x, training=False) == []
