@@ -922,6 +922,7 @@ def test_channels_first_matches_channels_last(rng, layer_cls, kwargs):
         pytest.param(
             lambda: HighwayUnit(gate_bias_initializer=1.0), "Received", id="positive-gate-bias"
         ),
+        pytest.param(lambda: HighwayUnit(fused="no"), "Received: fused='no'", id="fused-str"),
         pytest.param(
             lambda: DenseBlock(3, 4, output_mode="x"), "Received: output_mode='x'", id="output-mode"
         ),

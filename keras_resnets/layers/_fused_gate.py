@@ -1,7 +1,7 @@
 """The highway unit's gated mix, `x + sigmoid(z) * (h - x)`, as one fused kernel when
 TensorFlow trains it.
 
-The mix is five elementwise ops forward (sigmoid, subtract, multiply, add) and about as many
+The mix is four elementwise ops forward (sigmoid, subtract, multiply, add) and about as many
 backward. XLA (the JAX backend, or `jit_compile=True`) fuses them into one loop, but
 TensorFlow's graph runtime runs each as its own pass over the activations, and under
 `mixed_bfloat16` on a CPU those passes are slow: on 2 AMX cores the mix and its gradient cost

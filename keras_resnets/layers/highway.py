@@ -68,7 +68,9 @@ class HighwayUnit(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.data_format = _defaults.standardize_data_format(data_format)
-        self.fused = bool(fused)
+        if not isinstance(fused, bool):
+            raise ValueError(f"`fused` should be True or False. Received: fused={fused!r}")
+        self.fused = fused
         self._axis = _defaults.channel_axis(self.data_format)
 
     def build(self, input_shape):
