@@ -6,8 +6,9 @@
 
 For each depth (default 20, 32, 44, 56, 110) it trains `cifar_plain` and `cifar_resnet`
 (shortcut A) with the paper's recipe (64k iterations; `--short` uses the `fast` recipe), then
-prints the table of test errors beside the paper's and draws Fig. 6 style plots, one for the
-plain nets and one for the ResNets, into `<out>/cifar_plain.png` and `<out>/cifar_resnet.png`.
+prints the table of test errors beside the paper's (with the last epoch's training error,
+minutes and images/s) and draws Fig. 6 style plots: both families in `<out>/paper_cifar.png`,
+then the plain nets and the ResNets apart in `<out>/cifar_plain.png` and `<out>/cifar_resnet.png`.
 """
 
 import sys
@@ -67,13 +68,20 @@ def main():
                 mixed_precision=args.mixed_precision,
                 verbose=2,
             )
-    print(f"\n{'network':22} {'params':>10} {'test error %':>13} {'paper %':>8}")
+    print(
+        f"\n{'network':22} {'params':>10} {'test error %':>13} {'paper %':>8} "
+        f"{'train error %':>14} {'minutes':>8} {'img/s':>6}"
+    )
     for (family, depth), s in results.items():
         paper = PAPER_ERROR.get(family, {}).get(depth)
+        # The last epoch's training error (augmented images, BN in training mode), as Fig. 6.
+        last = plotting.read_history(out / f"{family}{depth}" / "history.csv")[-1]
         print(
             f"{family + str(depth):22} {s['params']:>10,} "
             f"{100 * (1 - s['final_test_accuracy']):>13.2f} "
-            f"{'' if paper is None else f'{paper:.2f}':>8}"
+            f"{'' if paper is None else f'{paper:.2f}':>8} "
+            f"{100 * (1 - last['accuracy']):>14.2f} {s['wall_time_seconds'] / 60:>8.1f} "
+            f"{s['train_images_per_second_median'] or 0:>6.0f}"
         )
     for family in ("cifar_plain", "cifar_resnet"):
         plotting.plot_runs(
@@ -81,7 +89,17 @@ def main():
             out / f"{family}.png",
             title=f"{family}, recipe {recipe!r}",
         )
-    print(f"\nPlots: {out}/cifar_plain.png, {out}/cifar_resnet.png; runs under {out}/")
+    # Both families on one figure: the degradation problem at a glance (README's plot).
+    plotting.plot_runs(
+        {f"{f}{d}": out / f"{f}{d}" / "history.csv" for f, d in results},
+        out / "paper_cifar.png",
+        title=f"He et al. 2015 Fig. 6, {max(s['epochs'] for s in results.values())} epochs of "
+        f"recipe {recipe!r}: plain vs ResNet",
+    )
+    print(
+        f"\nPlots: {out}/paper_cifar.png (both), {out}/cifar_plain.png, {out}/cifar_resnet.png; "
+        f"runs under {out}/"
+    )
 
 
 if __name__ == "__main__":
