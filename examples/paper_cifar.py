@@ -68,6 +68,11 @@ def main():
                 mixed_precision=args.mixed_precision,
                 verbose=2,
             )
+    # Each run's history, read once for the table and the three plots.
+    histories = {
+        (family, depth): plotting.read_history(out / f"{family}{depth}" / "history.csv")
+        for family, depth in results
+    }
     print(
         f"\n{'network':22} {'params':>10} {'test error %':>13} {'paper %':>8} "
         f"{'train error %':>14} {'minutes':>8} {'img/s':>6}"
@@ -75,7 +80,7 @@ def main():
     for (family, depth), s in results.items():
         paper = PAPER_ERROR.get(family, {}).get(depth)
         # The last epoch's training error (augmented images, BN in training mode), as Fig. 6.
-        last = plotting.read_history(out / f"{family}{depth}" / "history.csv")[-1]
+        last = histories[family, depth][-1]
         print(
             f"{family + str(depth):22} {s['params']:>10,} "
             f"{100 * (1 - s['final_test_accuracy']):>13.2f} "
@@ -85,13 +90,13 @@ def main():
         )
     for family in ("cifar_plain", "cifar_resnet"):
         plotting.plot_runs(
-            {f"{family}{d}": out / f"{family}{d}" / "history.csv" for d in args.depths},
+            {f"{f}{d}": rows for (f, d), rows in histories.items() if f == family},
             out / f"{family}.png",
             title=f"{family}, recipe {recipe!r}",
         )
     # Both families on one figure: the degradation problem at a glance (README's plot).
     plotting.plot_runs(
-        {f"{f}{d}": out / f"{f}{d}" / "history.csv" for f, d in results},
+        {f"{f}{d}": rows for (f, d), rows in histories.items()},
         out / "paper_cifar.png",
         title=f"He et al. 2015 Fig. 6, {max(s['epochs'] for s in results.values())} epochs of "
         f"recipe {recipe!r}: plain vs ResNet",
