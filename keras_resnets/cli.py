@@ -1,9 +1,10 @@
-"""The `keras-resnets` command line: train, evaluate, export, list.
+"""The `keras-resnets` command line: train, evaluate, export, plot, list.
 
     keras-resnets train --model cifar_resnet --depth 20 --recipe fast --epochs 30 \\
         --data ../shared/cifar10 --out runs/r20
     keras-resnets evaluate --checkpoint runs/r20/best.keras --data ../shared/cifar10
     keras-resnets export --checkpoint runs/r20/best.keras --name cifar_resnet20
+    keras-resnets plot runs/r20 runs/r56 --out runs/errors.png --target 10
     keras-resnets list --markdown
 
 This module holds the options (`_parser`) and `main`, which turns a bad input into one
@@ -191,6 +192,22 @@ def _parser():
         help="litert only: dynamic-range int8 weights (see docs/serving.md)",
     )
     _add_tensorflow_options(p)
+
+    p = sub.add_parser("plot", help="draw runs' train and test error curves into one PNG")
+    p.add_argument("runs", nargs="+", help="run folders (`train --out`) or their history.csv files")
+    p.add_argument("--out", required=True, help="the PNG to write")
+    p.add_argument("--label", nargs="+", help="one legend name per run (default: folder names)")
+    p.add_argument(
+        "--against",
+        nargs="+",
+        choices=["epoch", "minutes"],
+        default=["epoch", "minutes"],
+        help="x axes, one panel each (default: epoch minutes)",
+    )
+    p.add_argument("--title", help="the figure's title")
+    p.add_argument("--target", type=float, help="a test error in %% to mark, e.g. 10 for 90%%")
+    p.add_argument("--deadline", type=float, help="minutes to mark on the minutes panel")
+    p.add_argument("--ymax", type=float, help="top of the error axis in %%, to zoom on the ends")
 
     p = sub.add_parser("list", help="list the registered models")
     p.add_argument("pattern", nargs="?", help="a glob, e.g. 'cifar_*'")

@@ -4,8 +4,9 @@ Each command checks its arguments in the CLI's words (the option names, not the 
 argument names), then starts Keras (`_start_keras`: TensorFlow's oneDNN as `--onednn`
 says, its log lines hidden unless `--tf-logs`) and calls the library: `train` fills a
 `keras_resnets.training.TrainConfig` and runs it, `export` calls `keras_resnets.export.export`,
-`evaluate` reports a checkpoint's test accuracy and confusion matrix. Nothing imports Keras
-before the checks, so an argument error answers at once.
+`evaluate` reports a checkpoint's test accuracy and confusion matrix, `plot` draws runs'
+histories (matplotlib only, no Keras). Nothing imports Keras before the checks, so an
+argument error answers at once.
 """
 
 import dataclasses
@@ -241,6 +242,44 @@ def _export_checkpoint(checkpoint, target, **options):
     return path
 
 
+def _plot(args):
+    from keras_resnets import plotting
+
+    if args.label and len(args.label) != len(args.runs):
+        raise ValueError(
+            f"--label needs one name per run: {len(args.runs)} runs, {len(args.label)} labels. "
+            f"Received: --label {' '.join(args.label)}"
+        )
+    runs = {}
+    for i, run in enumerate(args.runs):
+        run = Path(run)
+        history = run / "history.csv" if run.is_dir() else run
+        if not history.is_file():
+            raise FileNotFoundError(
+                f"No training history at {history}: give a run folder (`train --out`) or its "
+                f"history.csv. Received: {run}"
+            )
+        label = args.label[i] if args.label else (run if run.is_dir() else run.parent).name
+        if label in runs:
+            raise ValueError(f"Two runs are labelled {label!r}: name them with --label.")
+        runs[label] = plotting.read_history(history)
+        if not runs[label]:
+            raise ValueError(f"{history} has no finished epoch yet.")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    path = plotting.plot_runs(
+        runs,
+        out,
+        title=args.title,
+        against=tuple(dict.fromkeys(args.against)),
+        target=args.target,
+        deadline=args.deadline,
+        ymax=args.ymax,
+    )
+    print(f"Plot: {path}")
+    return path
+
+
 def _list(args):
     if not args.markdown and "keras" not in sys.modules:
         # Names only: the registry is the same on any backend, and Keras's NumPy backend
@@ -263,4 +302,10 @@ def _list(args):
     return names
 
 
-COMMANDS = {"train": _train, "evaluate": _evaluate, "export": _export, "list": _list}
+COMMANDS = {
+    "train": _train,
+    "evaluate": _evaluate,
+    "export": _export,
+    "plot": _plot,
+    "list": _list,
+}

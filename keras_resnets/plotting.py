@@ -30,7 +30,11 @@ def plot_history(history, path, *, title=None):
     return plot_runs({title or "": history}, path, title=title)
 
 
-def plot_runs(runs, path, *, title=None, against=("epoch",), target=None, deadline=None):
+# The most legend entries a panel keeps inside its axes; more go beside it.
+LEGEND_INSIDE = 4
+
+
+def plot_runs(runs, path, *, title=None, against=("epoch",), target=None, deadline=None, ymax=None):
     """Several runs on one plot, one colour each: {label: history path or rows}.
 
     Args:
@@ -42,6 +46,8 @@ def plot_runs(runs, path, *, title=None, against=("epoch",), target=None, deadli
         target: a test error in % to mark with a horizontal line (e.g. 10 for "90%").
         deadline: minutes to mark with a vertical line on the "minutes" panel (e.g. 60 for
             "within the hour"), labelled in its legend.
+        ymax: the top of the error axis in % (e.g. 30 to look at the ends of the curves);
+            by default, what the curves need.
     """
     import matplotlib
 
@@ -65,6 +71,8 @@ def plot_runs(runs, path, *, title=None, against=("epoch",), target=None, deadli
             if not rows:
                 continue
             color = colors[i % len(colors)]
+            # A run of one epoch is one point, which a line without markers does not show.
+            dot = "." if len(rows) == 1 else None
             if axis == "epoch":
                 xs = [r["epoch"] + 1 for r in rows]
             else:
@@ -76,6 +84,7 @@ def plot_runs(runs, path, *, title=None, against=("epoch",), target=None, deadli
                     color=color,
                     linewidth=0.8,
                     linestyle="--",
+                    marker=dot,
                     label=f"{label} train".strip(),
                 )
             if "val_accuracy" in rows[0]:
@@ -84,7 +93,7 @@ def plot_runs(runs, path, *, title=None, against=("epoch",), target=None, deadli
                     [100 * (1 - r["val_accuracy"]) for r in rows],
                     color=color,
                     linewidth=2.0,
-                    marker="." if axis == "minutes" else None,
+                    marker="." if axis == "minutes" else dot,
                     label=f"{label} test".strip(),
                 )
         if target is not None:
@@ -99,9 +108,13 @@ def plot_runs(runs, path, *, title=None, against=("epoch",), target=None, deadli
         else:
             ax.set_xlabel("wall time (minutes)")
         ax.set_ylabel("error (%)")
-        ax.set_ylim(bottom=0)
+        ax.set_ylim(bottom=0, top=ymax)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if len(ax.get_legend_handles_labels()[1]) > LEGEND_INSIDE:
+            # Beside the panel: inside, a long legend hides the ends of the curves.
+            ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+        else:
+            ax.legend(fontsize=8)
     if title and len(against) > 1:
         fig.suptitle(title)
     elif title:

@@ -159,3 +159,67 @@ def test_train_evaluate_export(tmp_path, capsys, monkeypatch):
         )
         assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "saved_models" / "r20" / "3" / "saved_model.pb").exists()
+
+
+def _history(folder, accuracies, seconds_per_epoch=60):
+    """A CSVLogger history.csv in `folder`, as `train --out` writes it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ["epoch,accuracy,loss,val_accuracy,val_loss,wall_time"]
+    for i, a in enumerate(accuracies):
+        lines.append(f"{i},{a - 0.05},1.0,{a},1.0,{(i + 1) * seconds_per_epoch}")
+    (folder / "history.csv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_plot_draws_runs_into_one_png(tmp_path, capsys, monkeypatch):
+    from keras_resnets import plotting
+
+    a = _history(tmp_path / "r20", [0.5, 0.8, 0.9])
+    b = _history(tmp_path / "r56", [0.4, 0.7], seconds_per_epoch=180)
+    out = tmp_path / "plots" / "errors.png"
+    argv = ["plot", str(a), str(b / "history.csv"), "--out", str(out)]
+    assert cli.main(argv + ["--label", "ResNet-20", "ResNet-56", "--ymax", "30"]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"Plot: {out}" in capsys.readouterr().out
+
+    drawn = []
+    monkeypatch.setattr(plotting, "save_figure", lambda fig, path: drawn.append(fig) or path)
+    assert cli.main(argv + ["--target", "10", "--deadline", "60"]) == 0
+    by_epoch, by_minutes = drawn[0].axes
+    minutes = {line.get_label(): line for line in by_minutes.get_lines()}
+    # default labels are the run folders' names; wall time in minutes
+    assert list(minutes["r56 test"].get_xdata()) == pytest.approx([3, 6])
+    assert list(minutes["r20 test"].get_ydata()) == pytest.approx([50, 20, 10])
+    assert "60 min" in minutes
+    drawn.clear()
+    assert cli.main(argv + ["--against", "epoch", "--ymax", "30"]) == 0
+    assert len(drawn[0].axes) == 1 and drawn[0].axes[0].get_ylim()[1] == 30
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["missing"], "No training history at"),
+        (["--label", "only-one"], "--label needs one name per run: 2 runs, 1 labels"),
+        (["--label", "x", "x"], "Two runs are labelled 'x'"),
+        (["empty"], "has no finished epoch yet"),
+        (["--against", "hours"], "invalid choice: 'hours'"),
+    ],
+)
+def test_plot_bad_input_is_one_clear_line(tmp_path, capsys, extra, message):
+    a = _history(tmp_path / "a", [0.5, 0.6])
+    b = _history(tmp_path / "b", [0.4])
+    _history(tmp_path / "empty", [])
+    runs = [str(a), str(b)]
+    if extra[0] in ("missing", "empty"):
+        runs, extra = [str(tmp_path / extra[0])], []
+    argv = ["plot", *runs, "--out", str(tmp_path / "p.png"), *extra]
+    code = None
+    try:
+        code = cli.main(argv)
+    except SystemExit as exit:  # argparse's own errors
+        code = exit.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+    assert not (tmp_path / "p.png").exists()

@@ -131,15 +131,24 @@ def _not_a_model(path):
 
 
 @pytest.mark.parametrize(
-    "args", [["--help"], ["train", "--help"], ["list"], ["train", "--epochs", "0"]]
+    "args",
+    [["--help"], ["train", "--help"], ["list"], ["train", "--epochs", "0"], ["plot", "run"]],
 )
 def test_help_list_and_argument_errors_do_not_import_tensorflow(tmp_path, args):
+    if args[0] == "plot":  # a real plot: of a one-epoch run's history
+        (tmp_path / "run").mkdir()
+        (tmp_path / "run" / "history.csv").write_text(
+            "epoch,accuracy,val_accuracy,wall_time\n0,0.3,0.35,60\n"
+        )
+        args = args + ["--out", "p.png"]
     start = time.perf_counter()
     result = _driver(tmp_path, *args)
     assert "tensorflow imported: False" in result.stdout, result.stdout + result.stderr
     assert time.perf_counter() - start < 60  # TensorFlow alone takes 10-25 s to import
     if args == ["list"]:
         assert "cifar_resnet" in result.stdout.split()
+    if args[0] == "plot":
+        assert result.returncode == 0 and (tmp_path / "p.png").stat().st_size > 0
 
 
 # The examples answer as the CLI does: their own --help and argument errors before Keras.

@@ -67,3 +67,32 @@ def test_one_panel_by_default(drawn, tmp_path):
 def test_an_unknown_axis_is_a_clear_error(tmp_path, against):
     with pytest.raises(ValueError, match="against must name"):
         plotting.plot_runs({"a": _rows([0.5], 60)}, tmp_path / "p.png", against=against)
+
+
+def test_a_one_epoch_run_is_drawn_as_points(drawn, tmp_path):
+    plotting.plot_runs({"a": _rows([0.5], 60)}, tmp_path / "p.png")
+    lines = {line.get_label(): line for line in drawn[0].axes[0].get_lines()}
+    assert lines["a test"].get_marker() not in ("None", None, "")
+    assert lines["a train"].get_marker() not in ("None", None, "")
+
+
+def _overlaps(legend, ax):
+    renderer = ax.figure.canvas.get_renderer()
+    return legend.get_window_extent(renderer).overlaps(ax.get_window_extent(renderer))
+
+
+def test_a_long_legend_goes_beside_the_panel(drawn, tmp_path):
+    # Four runs: eight entries, which inside the axes would cover the ends of the curves.
+    runs = {name: _rows([0.3, 0.5, 0.6], 60) for name in "abcd"}
+    plotting.plot_runs(runs, tmp_path / "p.png")
+    ax = drawn[0].axes[0]
+    ax.figure.canvas.draw()
+    assert len(ax.get_legend().get_texts()) == 8
+    assert not _overlaps(ax.get_legend(), ax)
+
+
+def test_a_short_legend_stays_inside(drawn, tmp_path):
+    plotting.plot_runs({"a": _rows([0.3, 0.5], 60), "b": _rows([0.4, 0.6], 60)}, tmp_path / "p.png")
+    ax = drawn[0].axes[0]
+    ax.figure.canvas.draw()
+    assert _overlaps(ax.get_legend(), ax)
