@@ -43,6 +43,17 @@ def _int_at_least(minimum, what):
     return parse
 
 
+def positive_float(text):
+    """An argparse type: a number above 0 (a `--ymax 0` is an error, never an empty plot)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number. Received: {text!r}") from None
+    if not value > 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be above 0. Received: {text}")
+    return value
+
+
 positive_int = _int_at_least(1, "a positive integer")
 non_negative_int = _int_at_least(0, "0 or more")
 
@@ -205,9 +216,13 @@ def _parser():
         help="x axes, one panel each (default: epoch minutes)",
     )
     p.add_argument("--title", help="the figure's title")
-    p.add_argument("--target", type=float, help="a test error in %% to mark, e.g. 10 for 90%%")
-    p.add_argument("--deadline", type=float, help="minutes to mark on the minutes panel")
-    p.add_argument("--ymax", type=float, help="top of the error axis in %%, to zoom on the ends")
+    p.add_argument(
+        "--target", type=positive_float, help="a test error in %% to mark, e.g. 10 for 90%%"
+    )
+    p.add_argument("--deadline", type=positive_float, help="minutes to mark on the minutes panel")
+    p.add_argument(
+        "--ymax", type=positive_float, help="top of the error axis in %%, to zoom on the ends"
+    )
 
     p = sub.add_parser("list", help="list the registered models")
     p.add_argument("pattern", nargs="?", help="a glob, e.g. 'cifar_*'")

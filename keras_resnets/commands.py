@@ -250,6 +250,11 @@ def _plot(args):
             f"--label needs one name per run: {len(args.runs)} runs, {len(args.label)} labels. "
             f"Received: --label {' '.join(args.label)}"
         )
+    if args.deadline is not None and "minutes" not in args.against:
+        raise ValueError(
+            "--deadline marks the minutes panel: add minutes to --against. "
+            f"Received: --against {' '.join(args.against)}"
+        )
     runs = {}
     for i, run in enumerate(args.runs):
         run = Path(run)
@@ -259,7 +264,12 @@ def _plot(args):
                 f"No training history at {history}: give a run folder (`train --out`) or its "
                 f"history.csv. Received: {run}"
             )
-        label = args.label[i] if args.label else (run if run.is_dir() else run.parent).name
+        if args.label:
+            label = args.label[i]
+        elif run.is_dir() or history.name == "history.csv":
+            label = history.parent.name  # the run folder's name
+        else:
+            label = history.stem  # e.g. paper_short_cifar_resnet20_history
         if label in runs:
             raise ValueError(f"Two runs are labelled {label!r}: name them with --label.")
         runs[label] = plotting.read_history(history)

@@ -192,6 +192,13 @@ def test_plot_draws_runs_into_one_png(tmp_path, capsys, monkeypatch):
     assert list(minutes["r20 test"].get_ydata()) == pytest.approx([50, 20, 10])
     assert "60 min" in minutes
     drawn.clear()
+    # a CSV not named history.csv is labelled by its own name
+    named = tmp_path / "paper_r20_history.csv"
+    named.write_text((a / "history.csv").read_text())
+    assert cli.main(["plot", str(named), str(a), "--out", str(out)]) == 0
+    labels = [line.get_label() for line in drawn[0].axes[1].get_lines()]
+    assert labels == ["paper_r20_history test", "r20 test"]
+    drawn.clear()
     assert cli.main(argv + ["--against", "epoch", "--ymax", "30"]) == 0
     assert len(drawn[0].axes) == 1 and drawn[0].axes[0].get_ylim()[1] == 30
 
@@ -204,6 +211,9 @@ def test_plot_draws_runs_into_one_png(tmp_path, capsys, monkeypatch):
         (["--label", "x", "x"], "Two runs are labelled 'x'"),
         (["empty"], "has no finished epoch yet"),
         (["--against", "hours"], "invalid choice: 'hours'"),
+        (["--ymax", "0"], "argument --ymax: must be above 0. Received: 0"),
+        (["--target", "ten"], "argument --target: expected a number. Received: 'ten'"),
+        (["--against", "epoch", "--deadline", "60"], "--deadline marks the minutes panel"),
     ],
 )
 def test_plot_bad_input_is_one_clear_line(tmp_path, capsys, extra, message):
