@@ -5,7 +5,7 @@ from keras import layers
 from keras_resnets.layers import HighwayUnit
 from keras_resnets.models import _common
 from keras_resnets.models._common import classifier_model
-from keras_resnets.models.registry import register
+from keras_resnets.models.registry import register, shipped_weights
 
 # Depth = 3n + 2 weighted layers on the main path: the stem, n highway units in each of three
 # stages, and the classifier. 11, 20 and 32 bracket the paper's CIFAR-10 networks (Table 3:
@@ -17,7 +17,9 @@ FORMULA = _common.DepthFormula(
 )
 
 
-@register("cifar_highway", dataset="cifar10", depths=DEPTHS)
+@register(
+    "cifar_highway", dataset="cifar10", depths=DEPTHS, weights=shipped_weights("cifar_highway")
+)
 def cifar_highway(
     depth=32,
     *,
