@@ -92,6 +92,13 @@ def test_a_combination_without_weights_lists_those_that_exist():
         if name == "cifar_resnet":
             assert f"depth={entry.layout['depth']}" in str(error.value)
             assert f"top-1 {entry.top1:.2f}%" in str(error.value)
+    assert "the requested depth=1202. Available" in str(error.value)
+
+
+def test_a_default_depth_without_weights_is_named_as_the_default():
+    # cifar_highway ships depth 20 only; its builder's default depth is 32.
+    with pytest.raises(ValueError, match=r"requested depth=32 \(the default\)\. Available: "):
+        keras_resnets.build("cifar_highway", weights="cifar10")
 
 
 def test_a_corrupt_shipped_file_is_refused(tmp_path, monkeypatch):

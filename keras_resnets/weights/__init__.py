@@ -51,9 +51,14 @@ def select(info, tag, kwargs, *, catalogue=()):
         if all(requested.get(k) is None or requested[k] == v for k, v in w.layout.items())
     ]
     if not fits:
+        # The layout asked for, defaults named as such: `build("cifar_highway",
+        # weights="cifar10")` asks for the builder's default depth without saying so.
+        asked = [
+            f"{k}={requested.get(k)!r}" + ("" if k in kwargs else " (the default)")
+            for k in dict.fromkeys(k for w in available for k in w.layout)
+        ]
         raise ValueError(
-            f"No {tag!r} weights of {info.name} fit the requested "
-            f"{ {k: kwargs[k] for w in available for k in w.layout if k in kwargs} }. "
+            f"No {tag!r} weights of {info.name} fit the requested {', '.join(asked)}. "
             f"Available: {'; '.join(_describe(w) for w in available)}"
         )
     return max(fits, key=lambda w: w.top1)
