@@ -111,6 +111,35 @@ def test_a_corrupt_shipped_file_is_refused(tmp_path, monkeypatch):
         files.fetch(broken)
 
 
+def test_float32_storage_is_compressed_and_loads_bit_for_bit(tmp_path):
+    # ship stores float32 weights with HDF5's shuffle + gzip: the file must be smaller and
+    # Keras must load exactly the saved values; float16 storage rounds them (NumPy's cast).
+    from keras_resnets.weights import ship
+
+    model = keras_resnets.build("cifar_resnet", depth=8)
+    rng = np.random.default_rng(0)
+    model.set_weights([rng.normal(size=w.shape).astype("float32") for w in model.get_weights()])
+    plain, packed, half = (tmp_path / f"{n}.weights.h5" for n in ("plain", "packed", "half"))
+    model.save_weights(plain)
+    ship.rewrite(plain, packed, float16=False)
+    ship.rewrite(plain, half, float16=True)
+    assert os.path.getsize(packed) < os.path.getsize(plain)
+    with h5py.File(packed) as f:
+        filters = set()
+        f.visititems(
+            lambda _, item: filters.add(item.compression) if hasattr(item, "dtype") else None
+        )
+    assert "gzip" in filters
+    for path, expected in (
+        (packed, model.get_weights()),
+        (half, [w.astype("float16").astype("float32") for w in model.get_weights()]),
+    ):
+        reloaded = keras_resnets.build("cifar_resnet", depth=8)
+        reloaded.load_weights(path)
+        for got, want in zip(reloaded.get_weights(), expected):
+            np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.slow  # out of the default run, which must stay about 10 min on 2 AVX2 cores
 def test_evaluate_reproduces_the_recorded_full_test_set_figure(test_set):
     """`keras-resnets evaluate --model ... --weights cifar10` in a fresh process."""
