@@ -96,9 +96,21 @@ def test_a_combination_without_weights_lists_those_that_exist():
 
 
 def test_a_default_depth_without_weights_is_named_as_the_default():
-    # cifar_highway ships depth 20 only; its builder's default depth is 32.
-    with pytest.raises(ValueError, match=r"requested depth=32 \(the default\)\. Available: "):
-        keras_resnets.build("cifar_highway", weights="cifar10")
+    # cifar_highway's builder defaults to depth 32, whose weights ship: the default loads.
+    assert keras_resnets.build("cifar_highway", weights="cifar10").name == "cifar_highway32"
+    # Were its weights for depth 20 only, the error would name the depth asked for as the
+    # default, since the user never wrote it.
+    from keras_resnets.weights import select
+
+    info = get_info("cifar_highway")
+    only20 = dataclasses.replace(
+        info,
+        weights=tuple(dataclasses.replace(w, layout={"depth": 20}) for w in info.weights),
+    )
+    with pytest.raises(
+        ValueError, match=r"requested depth=32 \(the default\)\. Available: cifar10 .*depth=20"
+    ):
+        select(only20, "cifar10", {})
 
 
 def test_a_corrupt_shipped_file_is_refused(tmp_path, monkeypatch):
