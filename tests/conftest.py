@@ -5,6 +5,13 @@ import numpy as np
 import pytest
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `first` run first (the sort keeps the order otherwise). The default run
+    has two workers, which take tests in collection order: a long test collected last would
+    leave one worker running it alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("first") is None)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     """Same random weights and data in every test, whatever ran before it."""
