@@ -271,7 +271,10 @@ def _stderr_fd_silenced():
 
 
 def set_onednn(choice):
-    """TF_ENABLE_ONEDNN_OPTS for `--onednn`, before TensorFlow reads it (on import)."""
+    """TF_ENABLE_ONEDNN_OPTS for `--onednn`, before TensorFlow reads it (on import); None
+    leaves it to TensorFlow (oneDNN off on AVX2-only CPUs, on where AVX-512 VNNI or AMX)."""
+    if choice is None:
+        return
     if choice == "auto":
         os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     else:
@@ -280,8 +283,9 @@ def set_onednn(choice):
 
 def start_keras(onednn="auto", tf_logs=False, numpy_only=False):
     """Import Keras, and TensorFlow unless `numpy_only` on another backend, with oneDNN as
-    `onednn` ("auto", "on", "off") says and without TensorFlow's log lines: what the CLI and
-    the maintainers' tools call before anything imports Keras. With `tf_logs`, or once Keras
+    `onednn` ("auto", "on", "off", or None for TensorFlow's default) says and without
+    TensorFlow's log lines: what the CLI, the maintainers' tools and the tests call before
+    anything imports Keras. With `tf_logs`, or once Keras
     is imported, it only sets oneDNN (where TensorFlow is not yet imported), and Keras loads
     later as usual, logs and all."""
     if "tensorflow" not in sys.modules:

@@ -1,8 +1,18 @@
 """Shared fixtures. The backend is chosen by the KERAS_BACKEND environment variable, never here."""
 
-import keras
-import numpy as np
-import pytest
+import keras_resnets.machine
+
+# Keras and TensorFlow start quietly, as the CLI starts them: with two pytest-xdist workers,
+# TensorFlow's C++ start-up lines ("I0000 ... cudart_stub.cc ...") otherwise reach the
+# console. oneDNN stays at TensorFlow's default (None): turned on in the tests on a 2-core
+# AVX2-only CPU, it sped some networks up and slowed the DenseNet down, no faster in all.
+# numpy_only: on the JAX and torch backends TensorFlow stays out of the process (torchvision's
+# CUDA build crashes when imported after it).
+keras_resnets.machine.start_keras(onednn=None, numpy_only=True)
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 
 def pytest_collection_modifyitems(config, items):

@@ -139,3 +139,8 @@ def test_cli_onednn_option_sets_the_environment_before_tensorflow(monkeypatch):
     assert os.environ["TF_ENABLE_ONEDNN_OPTS"] == "1"
     machine.set_onednn("off")
     assert os.environ["TF_ENABLE_ONEDNN_OPTS"] == "0"
+    machine.set_onednn(None)  # TensorFlow's default: what is set stays, nothing is added
+    assert os.environ["TF_ENABLE_ONEDNN_OPTS"] == "0"
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS")
+    machine.set_onednn(None)
+    assert "TF_ENABLE_ONEDNN_OPTS" not in os.environ
