@@ -15,6 +15,7 @@ repository root as `python -m benchmarks ...` (benchmarks/README.md).
 """
 
 import argparse
+import ast
 import json
 import sys
 
@@ -60,15 +61,19 @@ non_negative_int = _int_at_least(0, "0 or more")
 
 def key_value(text):
     """KEY=VALUE for an argparse option (`--model-arg`, and the benchmarks' `--train`): the
-    key with dashes made underscores, and the value parsed as JSON when it can be (2, true,
-    {"depth": 20}), else the text."""
+    key with dashes made underscores, and the value parsed as JSON (2, true, null, [32, 32,
+    3], {"depth": 20}), else as a Python literal (True, None, (None, None, 3), and 32,32,3 as
+    a tuple), else kept as the text ("A", "none")."""
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE. Received: {text!r}")
     key, value = text.split("=", 1)
     try:
         value = json.loads(value)
     except json.JSONDecodeError:
-        pass
+        try:
+            value = ast.literal_eval(value)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            pass
     return key.replace("-", "_"), value
 
 
@@ -90,7 +95,8 @@ def _parser():
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="any other builder argument (repeatable)",
+        help="any other builder argument (repeatable); VALUE is JSON or a Python literal, "
+        "e.g. zero_init_residual=true, input_shape=64,64,3",
     )
     p.add_argument(
         "--recipe", default="fast", help="paper, densenet, article, article_fast or fast"
@@ -254,13 +260,13 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     # Nothing above this line imports Keras or TensorFlow: --help and bad arguments are quick.
     args = _parser().parse_args(argv)
-    return run(commands.COMMANDS[args.command], args)
+    return run(commands.COMMANDS[args.command], args, resumable=args.command == "train")
 
 
-def run(command, *args):
+def run(command, *args, resumable=True):
     """Call `command(*args)` as the CLI calls its commands, for the CLI and the examples: a
-    bad input is one `error:` line and exit status 2, Ctrl-C a line on how to resume and 130,
-    success 0."""
+    bad input is one `error:` line and exit status 2, Ctrl-C one line and 130 (for a
+    `resumable` command, one on how to resume), success 0."""
     try:
         command(*args)
     except (ValueError, FileNotFoundError) as e:  # the data module's DataSourceError too
@@ -268,10 +274,11 @@ def run(command, *args):
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(
-            "\ninterrupted: re-run the same command to resume from the last finished epoch.",
-            file=sys.stderr,
-        )
+        if resumable:
+            message = "re-run the same command to resume from the last finished epoch."
+        else:
+            message = "stopped; nothing was left half-written."
+        print(f"\ninterrupted: {message}", file=sys.stderr)
         return 130
     return 0
 

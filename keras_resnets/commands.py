@@ -105,7 +105,9 @@ def _model_kwargs(args):
 
 def _check_model_kwargs(model, model_kwargs):
     """An unknown builder argument gets the builder's valid ones, before any data loads, in
-    the CLI's words (TrainConfig says the same in train()'s)."""
+    the CLI's words (TrainConfig says the same in train()'s); a value of the wrong kind
+    (`--model-arg zero_init_residual=maybe`) is refused as `build` refuses it."""
+    from keras_resnets.models import registry
     from keras_resnets.training.config import unknown_builder_arguments
 
     unknown, valid = unknown_builder_arguments(model, model_kwargs)
@@ -114,6 +116,28 @@ def _check_model_kwargs(model, model_kwargs):
         raise ValueError(
             f"{model} takes no argument {', '.join(unknown)}. Its arguments: "
             f"{', '.join(sorted(valid))}. Received: {given}"
+        )
+    registry.check_builder_arguments(model, model_kwargs)
+
+
+def _check_png(path, option, *, create_folder):
+    """`path` can be written as a PNG: not a folder, and no file where a folder must be. Its
+    folder must exist unless the command creates it (`create_folder`)."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(
+            f"{option} {path} is a folder: give the PNG file's path. Received: {option} {path}"
+        )
+    for folder in path.parents:
+        if folder.exists():
+            if not folder.is_dir():
+                raise ValueError(
+                    f"{option} {path}: {folder} is a file, not a folder. Received: {option} {path}"
+                )
+            break
+    if not create_folder and not path.parent.is_dir():
+        raise ValueError(
+            f"{option} {path}: the folder {path.parent} does not exist. Received: {option} {path}"
         )
 
 
@@ -133,9 +157,20 @@ def _train_config(args, model_kwargs):
     )
 
 
+def _check_export_name(name, option, base):
+    """TF Serving's layout is <base>/<name>/<version>: a model name is one folder inside the
+    base, never a path out of it."""
+    if len(Path(name).parts) != 1 or name in (".", "..") or name != Path(name).name:
+        raise ValueError(
+            f"{option} must be one folder name inside {base}, not a path. "
+            f"Received: {option} {name!r}"
+        )
+
+
 def _train(args):
     _check_folder(args.out, "--out")
     if args.export:
+        _check_export_name(args.export, "--export", EXPORT_BASE)
         _check_folder(Path(EXPORT_BASE) / args.export, "--export")
     _start_keras(args)
     from keras_resnets import training
@@ -160,6 +195,13 @@ def _train(args):
 
 def _evaluate(args):
     if args.checkpoint:
+        ignored = [f"--{k}" for k in ("depth", "weights") if getattr(args, k) is not None]
+        if ignored:  # a checkpoint is its own model and weights: never silently ignore them
+            raise ValueError(
+                f"{' and '.join(ignored)} {'go' if len(ignored) > 1 else 'goes'} with --model; "
+                "a --checkpoint holds its own model "
+                f"and weights. Received: --checkpoint {args.checkpoint} {' '.join(ignored)}"
+            )
         _check_keras_file(args.checkpoint)
     elif not args.weights:
         raise ValueError(
@@ -167,13 +209,11 @@ def _evaluate(args):
             "an untrained model has nothing to evaluate."
         )
     if args.plot:  # before the evaluation, not after it
-        folder = Path(args.plot).parent
-        if not folder.is_dir():
-            raise ValueError(
-                f"--plot {args.plot}: the folder {folder} does not exist. "
-                f"Received: --plot {args.plot}"
-            )
+        _check_png(args.plot, "--plot", create_folder=False)
     _start_keras(args)
+    if args.model:
+        depth = {"depth": args.depth} if args.depth is not None else {}
+        _check_model_kwargs(args.model, depth)
     import numpy as np
 
     from keras_resnets import data as data_lib
@@ -207,6 +247,7 @@ def _evaluate(args):
 def _export(args):
     _check_keras_file(args.checkpoint)
     _check_folder(args.base, "--base")
+    _check_export_name(args.name, "--name", "--base")
     target = Path(args.base) / args.name
     _check_folder(target, "--name")
     if args.version is not None and (target / str(args.version)).exists() and not args.overwrite:
@@ -276,6 +317,7 @@ def _plot(args):
         if not runs[label]:
             raise ValueError(f"{history} has no finished epoch yet.")
     out = Path(args.out)
+    _check_png(out, "--out", create_folder=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     path = plotting.plot_runs(
         runs,
@@ -291,9 +333,10 @@ def _plot(args):
 
 
 def _list(args):
-    if not args.markdown and "keras" not in sys.modules:
-        # Names only: the registry is the same on any backend, and Keras's NumPy backend
-        # loads in a second where TensorFlow takes 10-25 s.
+    if "keras" not in sys.modules:
+        # The registry, the parameter counts and the multiply-adds are the same on any
+        # backend, and Keras's NumPy backend loads in a second, without TensorFlow's log
+        # lines, where TensorFlow takes 10-25 s.
         os.environ["KERAS_BACKEND"] = "numpy"
     from keras_resnets import models
 
@@ -308,7 +351,7 @@ def _list(args):
         return names
     from keras_resnets import model_table
 
-    print(model_table.markdown(names))
+    print(model_table.markdown(names, progress=True))
     return names
 
 

@@ -1,6 +1,7 @@
 """The README's model table, generated from the registry: `keras-resnets list --markdown`."""
 
 import inspect
+import warnings
 
 # The registry and the accounting import Keras: they are imported where used, so that
 # `python -m keras_resnets.model_table` can start Keras quietly first.
@@ -17,16 +18,28 @@ def _configurations(name):
     return _registry().get_info(name).table_configs
 
 
-def rows(names=None):
-    """Yield dicts: name, kwargs, params, macs, input size, default-ness."""
+def rows(names=None, *, progress=False):
+    """Yield dicts: name, kwargs, params, macs, input size, default-ness. `progress` shows a
+    bar on stderr (building the largest models takes seconds each)."""
+    from tqdm import tqdm
+
     from keras_resnets.accounting import count_macs, count_params
 
     registry = _registry()
-    for name in names or registry.list_models():
+    configs = [(n, kw) for n in names or registry.list_models() for kw in _configurations(n)]
+    # disable=None: a bar on a terminal only, never `\r` updates filling a log file.
+    bar = tqdm(
+        configs, desc="building", unit="model", leave=False, disable=None if progress else True
+    )
+    for name, kwargs in bar:
         builder = registry.get_builder(name)
-        for kwargs in _configurations(name):
+        # Keras's NumPy backend (`list --markdown`) runs the layers on placeholder values to
+        # infer shapes and count operations; they overflow in the deepest nets, harmlessly:
+        # only the shapes count here.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
             model = builder(**kwargs)
-            yield {
+            row = {
                 "name": name,
                 "kwargs": kwargs,
                 "params": count_params(model),
@@ -34,14 +47,15 @@ def rows(names=None):
                 "input": "x".join(str(d) for d in model.input_shape[1:3]),
                 "summary": (inspect.getdoc(builder) or "").splitlines()[0],
             }
+        yield row
 
 
-def markdown(names=None):
+def markdown(names=None, *, progress=False):
     lines = [
         "| `build(...)` | input | params | multiply-adds |",
         "| --- | --- | ---: | ---: |",
     ]
-    for row in rows(names):
+    for row in rows(names, progress=progress):
         args = "".join(f", {k}={v!r}" for k, v in row["kwargs"].items())
         macs = row["macs"]
         macs_text = f"{macs / 1e9:.2f} G" if macs >= 1e9 else f"{macs / 1e6:.1f} M"

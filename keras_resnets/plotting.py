@@ -11,11 +11,17 @@ def read_history(path):
     if not path.exists():
         return []
     rows = {}
-    with path.open(newline="") as f:
-        for row in csv.DictReader(f):
-            parsed = {k: float(v) for k, v in row.items() if v not in ("", None)}
-            parsed["epoch"] = int(parsed["epoch"])
-            rows[parsed["epoch"]] = parsed  # a re-trained epoch replaces the earlier row
+    try:
+        with path.open(newline="") as f:
+            for row in csv.DictReader(f):
+                parsed = {k: float(v) for k, v in row.items() if v not in ("", None)}
+                parsed["epoch"] = int(parsed["epoch"])
+                rows[parsed["epoch"]] = parsed  # a re-trained epoch replaces the earlier row
+    except (ValueError, KeyError, TypeError) as error:  # UnicodeDecodeError is a ValueError
+        what = f"no {error} column" if isinstance(error, KeyError) else error
+        raise ValueError(
+            f"{path} is not a training history (the history.csv of `train --out`): {what}"
+        ) from None
     return [rows[e] for e in sorted(rows)]
 
 
@@ -130,7 +136,10 @@ def save_figure(fig, path):
     fig.tight_layout()
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        fig.savefig(tmp)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)  # left only where the write or the rename failed
     return path

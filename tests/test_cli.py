@@ -29,6 +29,37 @@ def test_list_prints_every_registered_name(capsys):
         (["train", "--recipe", "sgd"], "Received: recipe='sgd'"),
         (["train", "--data", "/nonexistent/cifar"], "/nonexistent/cifar"),
         (["export", "--checkpoint", "/nonexistent.keras", "--name", "x"], "No checkpoint"),
+        # Builder arguments are checked as build() checks them, in one line, before any data.
+        (
+            ["evaluate", "--model", "resnet50", "--depth", "50", "--weights", "imagenet"],
+            "resnet50 takes no argument depth. Its arguments: classes",
+        ),
+        (
+            ["train", "--model", "cifar_resnet", "--model-arg", "zero_init_residual=maybe"],
+            "`zero_init_residual` of cifar_resnet must be True or False, not text. Received: "
+            "zero_init_residual='maybe'",
+        ),
+        (
+            [
+                "train",
+                "--model",
+                "cifar_densenet_bc",
+                "--depth",
+                "40",
+                "--model-arg",
+                "growth_rate=0",
+            ],
+            "must be a positive integer. Received: growth_rate=0",
+        ),
+        (["train", "--model-arg", "include_top=false"], "needs include_top=True"),
+        (["train", "--model-arg", "classifier_activation=null"], "classifier_activation='softmax'"),
+        # A checkpoint holds its model and weights: --weights or --depth beside it are refused.
+        (
+            ["evaluate", "--checkpoint", "/nonexistent.keras", "--weights", "cifar10"],
+            "--weights goes with --model",
+        ),
+        (["evaluate", "--checkpoint", "/x.keras", "--depth", "56"], "--depth goes with --model"),
+        (["train", "--export", "../../x"], "--export must be one folder name inside saved_models"),
     ],
 )
 def test_bad_input_is_one_clear_line(argv, message, capsys, tmp_path):
@@ -38,7 +69,39 @@ def test_bad_input_is_one_clear_line(argv, message, capsys, tmp_path):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err
-    assert "Traceback" not in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()  # a failed start leaves no empty run folder
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("zero_init_residual=true", ("zero_init_residual", True)),
+        ("zero_init_residual=False", ("zero_init_residual", False)),
+        ("input_shape=64,64,3", ("input_shape", (64, 64, 3))),
+        ("input_shape=(None, None, 3)", ("input_shape", (None, None, 3))),
+        ("input_shape=[null,null,3]", ("input_shape", [None, None, 3])),
+        ("shortcut=A", ("shortcut", "A")),
+        ("shortcut=none", ("shortcut", "none")),
+        ("gate-bias-initializer=-2", ("gate_bias_initializer", -2)),
+    ],
+)
+def test_model_arg_values_read_as_json_then_python_literals(text, expected):
+    assert cli.key_value(text) == expected
+
+
+def test_export_name_is_one_folder_inside_base(tmp_path, capsys):
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "m.keras", "w") as archive:  # gets past the file checks
+        archive.writestr("config.json", "{}")
+    base = tmp_path / "sm"
+    for name in ("../../etc/x", "", ".", "a/b"):
+        argv = ["export", "--checkpoint", str(tmp_path / "m.keras"), "--base", str(base)]
+        assert cli.main(argv + ["--name", name]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: --name must be one folder name inside --base"), err
+    assert not base.exists() and not (tmp_path / "etc").exists()
 
 
 def test_the_console_script_runs_as_a_module():
@@ -233,3 +296,21 @@ def test_plot_bad_input_is_one_clear_line(tmp_path, capsys, extra, message):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and "Traceback" not in err
     assert not (tmp_path / "p.png").exists()
+
+
+def test_plot_refuses_an_unwritable_out_and_names_a_bad_history(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = _history(tmp_path / "a", [0.5, 0.6])
+    (tmp_path / "a_file").write_text("")
+    (tmp_path / "notes.csv").write_text("hello,world\n1,2\n")
+    cases = [
+        ([str(run), "--out", "a"], "--out a is a folder"),
+        ([str(run), "--out", "a_file/p.png"], "a_file is a file, not a folder"),
+        (["notes.csv", "--out", "p.png"], "notes.csv is not a training history"),
+    ]
+    for args, message in cases:
+        assert cli.main(["plot", *args]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1, err
+    # Nothing half-written is left behind: no temporary PNG, no plot.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "a_file", "notes.csv"]

@@ -132,7 +132,14 @@ def _not_a_model(path):
 
 @pytest.mark.parametrize(
     "args",
-    [["--help"], ["train", "--help"], ["list"], ["train", "--epochs", "0"], ["plot", "run"]],
+    [
+        ["--help"],
+        ["train", "--help"],
+        ["list"],
+        ["list", "--markdown", "highway"],
+        ["train", "--epochs", "0"],
+        ["plot", "run"],
+    ],
 )
 def test_help_list_and_argument_errors_do_not_import_tensorflow(tmp_path, args):
     if args[0] == "plot":  # a real plot: of a one-epoch run's history
@@ -147,6 +154,10 @@ def test_help_list_and_argument_errors_do_not_import_tensorflow(tmp_path, args):
     assert time.perf_counter() - start < 60  # TensorFlow alone takes 10-25 s to import
     if args == ["list"]:
         assert "cifar_resnet" in result.stdout.split()
+    if "--markdown" in args:  # counted on Keras's NumPy backend: no TensorFlow log lines
+        assert "| `'highway'` | 32x32 | 2,038,996 | 517.2 M |" in result.stdout
+        assert not any(TF_LOG_LINE.search(line) for line in result.stderr.splitlines())
+        assert "Warning" not in result.stderr, result.stderr
     if args[0] == "plot":
         assert result.returncode == 0 and (tmp_path / "p.png").stat().st_size > 0
 

@@ -41,3 +41,33 @@ def test_relative_links_name_tracked_files(page):
         if rel not in tracked and rel not in folders:
             missing.append(target)
     assert not missing, f"{page.name} links to files git does not track: {missing}"
+
+
+# `keras-resnets evaluate --model NAME [--depth D] --weights cifar10 ...  # [Test accuracy: ]0.9368`
+EVALUATE = re.compile(
+    r"evaluate --model (\w+)(?: --depth (\d+))? --weights cifar10 .*#\s*(?:Test accuracy:\s*)?"
+    r"(0\.\d{4})"
+)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_documented_evaluate_figures_are_the_shipped_weights(page):
+    """Each `evaluate ... --weights cifar10   # 0.xxxx` line promises the figure of the file
+    shipped today (one once promised a replaced file's 0.9281 where the command printed
+    0.9368): it must be the manifest's full-test-set accuracy."""
+    import inspect
+
+    from keras_resnets.models import registry
+
+    claims = EVALUATE.findall(page.read_text())
+    for model, depth, figure in claims:
+        depth = (
+            int(depth)
+            if depth
+            else inspect.signature(registry.get_builder(model)).parameters["depth"].default
+        )
+        shipped = {w.layout.get("depth"): w.top1 for w in registry.shipped_weights(model)}
+        assert depth in shipped, f"{page.name}: no shipped {model} depth {depth}"
+        assert round(float(figure) * 100, 2) == shipped[depth], (page.name, model, depth, figure)
+    if page.name == "README.md":
+        assert len(claims) >= 8  # the pattern still finds the README's commands

@@ -110,3 +110,62 @@ def test_build_returns_the_builders_model():
     assert model.name == "tiny"
     assert model.input_shape == (None, 32, 32, 3)
     assert model.output_shape == (None, 10)
+
+
+@pytest.mark.parametrize(
+    "name, kwargs, message",
+    [
+        # A string is never truthy for a bool argument: "False" once turned zero-init on.
+        ("cifar_resnet", {"zero_init_residual": "False"}, "must be True or False, not text"),
+        ("cifar_resnet", {"depth": 20.0}, "Received: depth=20.0"),
+        ("densenet", {"depth": 25.0}, "Received: depth=25.0"),
+        ("resnet", {"depth": 25.0}, "Received: depth=25.0"),
+        ("cifar_resnet", {"classes": 0}, "`classes` must be a positive int"),
+        # 0 once silently became the default k=12 (`growth_rate or 12`).
+        ("cifar_densenet_bc", {"depth": 40, "growth_rate": 0}, "Received: growth_rate=0"),
+        ("cifar_densenet_bc", {"depth": 40, "growth_rate": 2.5}, "Received: growth_rate=2.5"),
+        ("cifar_densenet_bc", {"dropout_rate": "0.2"}, "`dropout_rate` of cifar_densenet_bc must"),
+        ("resnet18", {"foo": 1}, "resnet18 takes no argument foo. Its arguments: classes"),
+        ("resnet50", {"depth": 50}, "resnet50 takes no argument depth"),
+    ],
+)
+def test_build_refuses_bad_builder_arguments_in_one_line(name, kwargs, message):
+    with pytest.raises(ValueError, match=None) as excinfo:
+        keras_resnets.build(name, **kwargs)
+    assert message in str(excinfo.value) and "\n" not in str(excinfo.value)
+
+
+def test_build_checks_follow_the_builder_chain_defaults():
+    # cifar_densenet_bc's growth_rate defaults to None ("the paper's for the depth"): None is
+    # allowed and means that; the builder still gets the paper's k.
+    assert keras_resnets.build("cifar_densenet_bc", depth=40, growth_rate=None).name == (
+        "cifar_densenet_bc40_k12"
+    )
+    keywords = registry._keywords(registry.get_builder("cifar_plain"))
+    assert keywords["zero_init_residual"] == (False,) and "shortcut" not in keywords
+
+
+def test_user_builders_keep_the_kinds_their_defaults_do_not_say(scratch_registry):
+    import dataclasses
+
+    @dataclasses.dataclass  # a callable object that cannot be hashed (eq without frozen)
+    class Builder:
+        prefix: str = "b"
+
+        def __call__(self, depth=3, width=16, flag=False):
+            return (self.prefix, depth, width, flag)
+
+    keras_resnets.register("toy_object")(Builder())
+    assert keras_resnets.build("toy_object", width=1.5) == ("b", 3, 1.5, False)
+    assert keras_resnets.build("toy_object", width=None, flag=True) == ("b", 3, None, True)
+    with pytest.raises(ValueError, match="`flag` of toy_object must be True or False, not text"):
+        keras_resnets.build("toy_object", flag="False")
+    with pytest.raises(ValueError, match="toy_object takes no argument colour"):
+        keras_resnets.build("toy_object", colour="red")
+
+
+def test_numpy_integer_depths_build_the_same_networks():
+    import numpy as np
+
+    assert keras_resnets.build("cifar_resnet", depth=np.int64(20)).name == "cifar_resnet20"
+    assert keras_resnets.build("cifar_resnet", depth=np.int32(14)).name == "cifar_resnet14"

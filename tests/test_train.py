@@ -125,6 +125,7 @@ def test_label_smoothing_loss_matches_numpy():
     assert float(loss(labels, probs)) == pytest.approx(expected, rel=1e-5)
 
 
+@pytest.mark.slow  # 24 s; the default run stays under 10 minutes on 2 AVX2 cores (CI runs it)
 @needs_cifar
 def test_train_writes_the_run_folder(tmp_path):
     out = tmp_path / "run"
@@ -274,6 +275,23 @@ def test_mixed_precision_auto_follows_the_hardware(monkeypatch):
     assert train_lib.resolve_mixed_precision("mixed_float16") == "mixed_float16"
     with pytest.raises(ValueError, match="Received: mixed_precision='bf16'"):
         train_lib.resolve_mixed_precision("bf16")
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_named_bfloat16_says_when_it_is_emulated(monkeypatch, capsys, tmp_path, native):
+    import keras
+
+    from keras_resnets.training import TrainConfig, distribute, trainer
+
+    monkeypatch.setattr(machine, "has_native_bfloat16", lambda: native)
+    config = TrainConfig(mixed_precision="mixed_bfloat16", out=tmp_path / "run")
+    previous = keras.config.dtype_policy()
+    try:
+        trainer._set_up_process(config, distribute.resolve("none"), "mixed_bfloat16")
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    said = "no native bfloat16, so it is emulated" in capsys.readouterr().out
+    assert said == (not native)
 
 
 def test_cpu_amx_detection_reads_the_cpu_flags():

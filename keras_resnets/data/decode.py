@@ -110,6 +110,8 @@ def decode_all(members, description, chunk_size=1024):
     decoded = {split: [] for split in SPLITS}
     failures = []
     progress = tqdm(desc=f"Decoding {description}", unit=" images", disable=None)
+    if progress.disable:  # no terminal for a bar (a log file, CI): one line instead
+        print(f"Decoding {description} (once; later runs read the cache)...")
     for chunk in _chunks(members, chunk_size):
         for split, class_name, path, image in _decode_chunk(chunk):
             if isinstance(image, _DecodeError):

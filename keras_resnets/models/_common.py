@@ -2,6 +2,7 @@
 backbone, by `classifier_model`), depth checks, and the stem and transition convolutions."""
 
 import dataclasses
+import numbers
 from typing import Callable, Optional
 
 import keras
@@ -38,13 +39,8 @@ class DepthFormula:
 
     def units(self, depth):
         """n, the units per stage of `depth`; a ValueError naming the valid depths else."""
-        if (
-            not isinstance(depth, bool)
-            and isinstance(depth, int)
-            and depth > self.offset
-            and (depth - self.offset) % self.step == 0
-        ):
-            return (depth - self.offset) // self.step
+        if is_integer(depth) and depth > self.offset and (depth - self.offset) % self.step == 0:
+            return int(depth - self.offset) // self.step
         first = ", ".join(str(self.step * n + self.offset) for n in (1, 2, 3))
         raise ValueError(
             f"{self.family} defines depth {self.step}n+{self.offset}, n >= 1 {self.unit} "
@@ -53,9 +49,14 @@ class DepthFormula:
         )
 
 
+def is_integer(value):
+    """An integer, NumPy's included, and not a bool (True == 1) nor a float (20.0 == 20)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def check_depth(family, depth, valid):
     """Raise a ValueError naming the valid depths unless `depth` is one of them."""
-    if isinstance(depth, bool) or depth not in valid:
+    if not is_integer(depth) or depth not in valid:
         raise ValueError(
             f"{family} does not define depth {depth!r}. Valid depths: "
             f"{', '.join(str(d) for d in sorted(valid))}. Received: depth={depth!r}"

@@ -30,7 +30,7 @@ WIDTH = 64
 
 
 def _check_depth(depth):
-    if not isinstance(depth, int) or depth < STAGES or depth % STAGES:
+    if not _common.is_integer(depth) or depth < STAGES or depth % STAGES:
         raise ValueError(
             "The article's networks take `depth` = the number of units, a positive multiple "
             f"of {STAGES} (5, 10, ..., 25, ...). Received: depth={depth!r}"

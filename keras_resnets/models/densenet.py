@@ -211,13 +211,13 @@ def cifar_densenet(
 def cifar_densenet_bc(depth=100, *, growth_rate=None, **kwargs):
     """DenseNet-BC for CIFAR: bottlenecks and compression 0.5 (Huang et al. 2017).
 
-    `growth_rate` defaults to the paper's for the depth (100: 12, 190: 40, 250: 24).
+    `growth_rate` defaults to the paper's for the depth (100: 12, 190: 40, 250: 24), else 12.
     """
-    if growth_rate is None and depth in CIFAR_BC_DEPTHS:
-        growth_rate = CIFAR_BC_DEPTHS[depth][0]
+    if growth_rate is None:
+        growth_rate = CIFAR_BC_DEPTHS[depth][0] if depth in CIFAR_BC_DEPTHS else 12
     return cifar_densenet(
         depth,
-        growth_rate=growth_rate or 12,
+        growth_rate=growth_rate,
         bottleneck=True,
         compression=kwargs.pop("compression", 0.5),
         **kwargs,

@@ -7,8 +7,13 @@ once and beside the builder, what the model table, the tests and the benchmarks 
 they read it from here instead of guessing from name patterns.
 """
 
+import ast
 import dataclasses
 import fnmatch
+import functools
+import inspect
+import numbers
+import textwrap
 from typing import Callable, Optional
 
 from keras_resnets.data import datasets as _datasets
@@ -202,6 +207,142 @@ def get_builder(name):
     return get_info(name).builder
 
 
+def builder_arguments(model):
+    """The keyword arguments that the registered builder `model` accepts, following its
+    `**kwargs` into the builder it passes them to (`cifar_resnet` -> `cifar_resnet_family`);
+    None where they cannot be told (no source to read)."""
+    keywords = _keywords(get_builder(model))
+    return None if keywords is None else set(keywords)
+
+
+# Counts that a builder needs above 0: 0 or -1 never means "the default".
+_POSITIVE = ("growth_rate",)
+# Checked by the builders themselves, with the family's valid depths in the message.
+_BUILDERS_OWN = ("depth", "classes")
+
+
+def check_builder_arguments(model, kwargs):
+    """Refuse, in one line, a builder argument that `model` does not take, or a value of the
+    wrong kind for it: the kind is its default's along the builder chain (a bool default
+    takes no text, so the string "False" is never truthy; for the package's builders, an
+    int default takes only an integer, not 2.5, and `growth_rate` must be positive).
+    `depth` and `classes` are the builders' to check (their messages name the family's
+    depths); arguments whose defaults are None or cannot be read are left to the builder."""
+    builder = get_builder(model)
+    keywords = _keywords(builder)
+    if keywords is None:
+        return
+    # A user's builder: its defaults need not say every kind an argument takes (a width of
+    # 16 may also take 1.5), so only text for a bool is refused there.
+    ours = getattr(builder, "__module__", "").startswith("keras_resnets.")
+    unknown = sorted(set(kwargs) - set(keywords))
+    if unknown:
+        received = ", ".join(f"{k}={kwargs[k]!r}" for k in unknown)
+        raise ValueError(
+            f"{model} takes no argument {', '.join(unknown)}. Its arguments: "
+            f"{', '.join(sorted(keywords))}. Received: {received}"
+        )
+    for key, value in kwargs.items():
+        if key in _BUILDERS_OWN:
+            continue
+        defaults = [d for d in keywords[key] if d is not inspect.Parameter.empty]
+        if value is None and None in defaults:
+            continue
+        kinds = {type(d) for d in defaults if d is not None}
+        if not ours:
+            kinds &= {bool}
+        if bool in kinds:
+            # Not only bools: `include_preprocessing` also takes (mean, std). Text never.
+            wanted, ok = "True or False, not text", not isinstance(value, str)
+        elif int in kinds or (ours and key in _POSITIVE):
+            positive = key in _POSITIVE
+            wanted = "a positive integer" if positive else "an integer"
+            ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+            ok = ok and (value > 0 or not positive)
+        elif float in kinds:
+            wanted = "a number"
+            ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        else:
+            continue
+        if not ok:
+            raise ValueError(f"`{key}` of {model} must be {wanted}. Received: {key}={value!r}")
+
+
+def _keywords(function):
+    """{keyword: (default, ...)} of what `function` accepts, with the default it has at each
+    level of the chain that takes it (`inspect.Parameter.empty` where none); None where the
+    chain cannot be read. Cached, except for builders that cannot be hashed (a user's
+    callable object)."""
+    try:
+        hash(function)
+    except TypeError:
+        return _read_keywords(function)
+    return _cached_keywords(function)
+
+
+def _read_keywords(function):
+    parameters = inspect.signature(function).parameters.values()
+    keywords = {
+        p.name: (p.default,)
+        for p in parameters
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+    var_keyword = next((p.name for p in parameters if p.kind is p.VAR_KEYWORD), None)
+    if var_keyword is None:
+        return keywords
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+    except (OSError, TypeError, SyntaxError):
+        return None
+    closure = inspect.getclosurevars(function)
+    scope = {**closure.globals, **closure.nonlocals}
+    forwarded = False
+    for node in ast.walk(tree.body[0]):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        # `kwargs.pop("compression", 0.5)`: a keyword the builder takes out of **kwargs.
+        if (
+            isinstance(func, ast.Attribute)
+            and isinstance(func.value, ast.Name)
+            and func.value.id == var_keyword
+            and func.attr in ("pop", "get")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
+            default = node.args[1] if len(node.args) > 1 else None
+            default = (
+                default.value if isinstance(default, ast.Constant) else inspect.Parameter.empty
+            )
+            name = node.args[0].value
+            keywords[name] = keywords.get(name, ()) + (default,)
+        # `family(depth, shortcut="none", **kwargs)`: what `family` takes, less what is set.
+        if not any(
+            k.arg is None and isinstance(k.value, ast.Name) and k.value.id == var_keyword
+            for k in node.keywords
+        ):
+            continue
+        forwarded = True
+        callee = scope.get(func.id) if isinstance(func, ast.Name) else None
+        inner = _keywords(callee) if callable(callee) else None
+        if inner is None:
+            return None
+        positional = [
+            p.name
+            for p in inspect.signature(callee).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        taken = {k.arg for k in node.keywords if k.arg} | set(positional[: len(node.args)])
+        for name, defaults in inner.items():
+            if name not in taken:
+                keywords[name] = keywords.get(name, ()) + defaults
+    # `**kwargs` used some other way than passed on: what it takes cannot be told.
+    return keywords if forwarded else None
+
+
+_cached_keywords = functools.cache(_read_keywords)
+
+
 def build(name, /, *, weights=None, **kwargs):
     """Build the registered model `name` as a functional `keras.Model`.
 
@@ -223,6 +364,7 @@ def build(name, /, *, weights=None, **kwargs):
     """
     # `name` is positional-only so that the model's own `name=` keyword reaches the builder.
     info = get_info(name)
+    check_builder_arguments(name, kwargs)
     if weights is None:
         return info.builder(**kwargs)
     from keras_resnets import weights as weights_lib  # the loaders need h5py, maybe torch

@@ -53,7 +53,7 @@ def cifar_stages(depth, *, preactivation=False, family=None):
     """`(unit type, stage sizes)` of a CIFAR ResNet of `depth`: the papers' table where it
     has the depth, else the formula (6n+2 basic units; 9n+2 bottleneck ones pre-activated)."""
     table = CIFAR_PREACT_DEPTHS if preactivation else CIFAR_DEPTHS
-    if depth in table and not isinstance(depth, bool):
+    if _common.is_integer(depth) and depth in table:
         return table[depth]
     formula = CIFAR_PREACT_FORMULA if preactivation else CIFAR_FORMULA
     if family is not None:

@@ -9,15 +9,12 @@ refused before a run folder or a dataset is touched. `builder_arguments` tells w
 keyword arguments a registered builder takes, following its `**kwargs`.
 """
 
-import ast
 import dataclasses
-import inspect
 import numbers
-import textwrap
 from pathlib import Path
 from typing import Any
 
-from keras_resnets.models.registry import get_builder
+from keras_resnets.models.registry import builder_arguments, check_builder_arguments
 from keras_resnets.training import precision, recipes
 
 # The arguments that count something: None means "the default", 0 never does.
@@ -67,6 +64,8 @@ class TrainConfig:
                 f"{self.model} takes no argument {', '.join(unknown)}. Its arguments: "
                 f"{', '.join(sorted(valid))}. Received: model_kwargs={self.model_kwargs}"
             )
+        check_builder_arguments(self.model, self.model_kwargs)
+        check_trainable_head(self.model_kwargs)
         check_folder(self.out)
         precision.check_mixed_precision(self.mixed_precision)
 
@@ -88,6 +87,24 @@ def check_count(name, value, *, minimum=1):
         raise ValueError(f"`{name}` must be {what} or None. Received: {name}={value!r}")
 
 
+def check_trainable_head(model_kwargs):
+    """`train` fits a classifier whose outputs are probabilities (the recipes' losses take
+    them): refuse a model without its top, or with another activation, before any work
+    rather than fail in the first step or, for logits, train on the wrong loss."""
+    if model_kwargs.get("include_top", True) is not True:
+        raise ValueError(
+            "train() fits the model's classifier, so it needs include_top=True (build a "
+            "backbone with build(..., include_top=False) for your own head). Received: "
+            f"include_top={model_kwargs['include_top']!r}"
+        )
+    activation = model_kwargs.get("classifier_activation", "softmax")
+    if activation != "softmax":
+        raise ValueError(
+            "train() needs classifier_activation='softmax': the recipes' losses take "
+            f"probabilities, not logits. Received: classifier_activation={activation!r}"
+        )
+
+
 def check_folder(out):
     """`out` can be (or become) a folder: neither it nor any parent is a file."""
     for folder in (Path(out), *Path(out).parents):
@@ -106,55 +123,3 @@ def unknown_builder_arguments(model, model_kwargs):
     if valid is None:
         return [], None
     return sorted(set(model_kwargs) - valid), valid
-
-
-def builder_arguments(model):
-    """The keyword arguments that the registered builder `model` accepts, following its
-    `**kwargs` into the builder it passes them to (`cifar_resnet` -> `cifar_resnet_family`);
-    None where they cannot be told (no source to read)."""
-    return _accepted_keywords(get_builder(model))
-
-
-def _accepted_keywords(function):
-    parameters = inspect.signature(function).parameters.values()
-    names = {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-    var_keyword = next((p.name for p in parameters if p.kind is p.VAR_KEYWORD), None)
-    if var_keyword is None:
-        return names
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
-    except (OSError, TypeError, SyntaxError):
-        return None
-    closure = inspect.getclosurevars(function)
-    scope = {**closure.globals, **closure.nonlocals}
-    for node in ast.walk(tree.body[0]):
-        if not isinstance(node, ast.Call):
-            continue
-        func = node.func
-        # `kwargs.pop("compression", 0.5)`: a keyword the builder takes out of **kwargs.
-        if (
-            isinstance(func, ast.Attribute)
-            and isinstance(func.value, ast.Name)
-            and func.value.id == var_keyword
-            and func.attr in ("pop", "get")
-            and node.args
-            and isinstance(node.args[0], ast.Constant)
-        ):
-            names.add(node.args[0].value)
-        # `family(depth, shortcut="none", **kwargs)`: what `family` takes, less what is set.
-        if not any(
-            k.arg is None and isinstance(k.value, ast.Name) and k.value.id == var_keyword
-            for k in node.keywords
-        ):
-            continue
-        callee = scope.get(func.id) if isinstance(func, ast.Name) else None
-        inner = _accepted_keywords(callee) if callable(callee) else None
-        if inner is None:
-            return None
-        positional = [
-            p.name
-            for p in inspect.signature(callee).parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]
-        names |= inner - {k.arg for k in node.keywords if k.arg} - set(positional[: len(node.args)])
-    return names

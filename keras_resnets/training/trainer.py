@@ -9,8 +9,10 @@ fit                       callbacks.py
 write the summary         run_folder.py
 """
 
+import contextlib
 import dataclasses
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -115,8 +117,16 @@ def run(config):
     dist.check_batch_size(batch_size)
     # The run sets Keras's global dtype policy; the caller gets theirs back, however it ends.
     previous_policy = keras.config.dtype_policy()
+    out_existed = Path(config.out).exists()
     try:
         return _run(config, dist, policy=policy, recipe=recipe, settings=settings)
+    except BaseException:
+        # A start that failed (no data, a bad depth) leaves no empty folder. The chief's
+        # alone: a worker must never remove the folder the chief is about to fill.
+        if not out_existed and dist.is_chief:
+            with contextlib.suppress(OSError):
+                Path(config.out).rmdir()  # only if empty: a started run keeps its files
+        raise
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
         dist.close()
@@ -284,6 +294,17 @@ def _set_up_process(config, dist, policy):
     keras.mixed_precision.set_global_policy(policy)
     if config.verbose and config.mixed_precision == "auto":
         print(f"--mixed-precision auto: {policy}")
+    elif (
+        config.verbose
+        and dist.is_chief
+        and policy == "mixed_bfloat16"
+        and not machine.has_native_bfloat16()
+    ):
+        # Asked for by name: it runs, but the user should know what it costs here.
+        print(
+            "mixed_bfloat16: this hardware has no native bfloat16, so it is emulated, several "
+            "times slower than float32 (precision 'auto' picks float32 here)."
+        )
     notice = machine.onednn_notice() if config.verbose and dist.is_chief else None
     if notice:
         print(notice)

@@ -13,6 +13,7 @@ names that did not fit.
 
 import inspect
 import os
+import re
 import warnings
 
 import numpy as np
@@ -169,8 +170,23 @@ def _read_keras_weights(path, full_model, *, skip_top=False):
             warnings.filterwarnings("ignore", "Skipping nested container", UserWarning)
             twin.load_weights(path, objects_to_skip=skip)
     except ValueError as error:
-        raise WeightsError(f"{path} does not fit {twin.name}: {error}") from None
+        raise WeightsError(f"{path} does not fit {twin.name}: {_one_line(error)}") from None
     return {w.path: keras.ops.convert_to_numpy(w) for w in twin.weights}
+
+
+def _one_line(error):
+    """Keras's load error in one line: its count of objects that could not be loaded and the
+    first shape mismatch, without the dump of weight values and layer lists that follows."""
+    text = " ".join(str(error).split())
+    summary = text.split(" Example error message", 1)[0]
+    layer = re.search(r"for object <(\w+) name=([^,>]+)[^>]*>: (.*)", text)
+    mismatch = re.search(r"variable\.shape=\([^)]*\), Received: value\.shape=\([^)]*\)", text)
+    where = f" in {layer.group(2)} ({layer.group(1)})" if layer else ""
+    if mismatch:
+        summary += f" First mismatch{where}: {mismatch.group(0)}."
+    elif layer:  # e.g. "Layer 'shortcut_bn' expected 4 variables, but received 0"
+        summary += f" First{where}: {layer.group(3).split('. ')[0].rstrip('.')}."
+    return summary if len(summary) <= 300 else summary[:297] + "..."
 
 
 # The classifier's variables, which a model without its top leaves out: the `predictions`
