@@ -26,6 +26,25 @@ def test_list_prints_every_registered_name(capsys):
     [
         (["train", "--model", "resnet7"], "Unknown model name 'resnet7'"),
         (["train", "--model", "cifar_resnet", "--depth", "24"], "Received: depth=24"),
+        # A bad depth is refused before the data is looked for (it once waited for the load).
+        (
+            ["train", "--model", "cifar_densenet_bc", "--depth", "41", "--data", "/nonexistent"],
+            "cifar_densenet_bc defines depth 6n+4",
+        ),
+        (
+            [
+                "evaluate",
+                "--model",
+                "highway",
+                "--depth",
+                "24",
+                "--weights",
+                "cifar10",
+                "--data",
+                "/x",
+            ],
+            "a positive multiple of 5 (5, 10, ..., 25, ...). Received: depth=24",
+        ),
         (["train", "--recipe", "sgd"], "Received: recipe='sgd'"),
         (["train", "--data", "/nonexistent/cifar"], "/nonexistent/cifar"),
         (["export", "--checkpoint", "/nonexistent.keras", "--name", "x"], "No checkpoint"),

@@ -169,3 +169,80 @@ def test_numpy_integer_depths_build_the_same_networks():
 
     assert keras_resnets.build("cifar_resnet", depth=np.int64(20)).name == "cifar_resnet20"
     assert keras_resnets.build("cifar_resnet", depth=np.int32(14)).name == "cifar_resnet14"
+
+
+class _Built(Exception):
+    """Raised in place of building: the builder got past its own checks."""
+
+
+def _outcome(function):
+    try:
+        function()
+    except _Built:
+        return "builds"
+    except ValueError as error:
+        return str(error)
+    raise AssertionError("neither built nor refused")
+
+
+# Every registered name with a depth rule, with the arguments that change which depths its
+# builder takes (DenseNet's bottleneck and compression, the CIFAR ResNets' preactivation).
+DEPTH_RULE_CASES = [
+    ("cifar_resnet", {}),
+    ("cifar_resnet", {"preactivation": True}),
+    ("cifar_plain", {}),
+    ("cifar_preact_resnet", {}),
+    ("cifar_densenet", {}),
+    ("cifar_densenet", {"bottleneck": True}),
+    ("cifar_densenet", {"bottleneck": True, "compression": 0.5}),
+    ("cifar_densenet_bc", {}),
+    ("cifar_densenet_bc", {"compression": 1.0}),
+    ("cifar_highway", {}),
+    ("resnet", {}),
+    ("highway", {}),
+    ("densenet", {}),
+    ("plain", {}),
+]
+
+
+def test_every_depth_rule_is_named_here():
+    # Every name that takes a depth has a rule, and each rule is tested below.
+    with_rules = {n for n in keras_resnets.list_models() if registry.get_info(n).depth_rule}
+    with_depth = {
+        n
+        for n in keras_resnets.list_models()
+        if "depth" in registry._keywords(registry.get_builder(n))
+    }
+    assert with_rules == with_depth == {name for name, _ in DEPTH_RULE_CASES}
+
+
+@pytest.mark.parametrize("name, kwargs", DEPTH_RULE_CASES, ids=lambda c: str(c))
+def test_depth_rules_refuse_exactly_what_their_builders_refuse(name, kwargs, monkeypatch):
+    # The registry refuses a bad depth before any work (a run loads its data only after
+    # this check): its rule must take the depths the builder takes, no more and no fewer,
+    # with the builder's message. The builders stop where they would start building.
+    from keras_resnets.models import article, densenet, highway, resnet
+
+    def built(*args, **kwargs):
+        raise _Built
+
+    for module in (article, densenet, highway, resnet):
+        monkeypatch.setattr(module, "classifier_model", built)
+    info = registry.get_info(name)
+    depths = [*range(-1, 120), 164, 190, 250, 1001, 1202, 20.0, "20", True, None]
+    outcomes = {"builds": 0, "refused": 0}
+    for depth in depths:
+        ours = _outcome(lambda: _rule_then_built(info.depth_rule, depth, kwargs))
+        builder = _outcome(lambda: info.builder(depth=depth, **kwargs))
+        assert ours == builder, f"{name}(depth={depth!r}, {kwargs})"
+        outcomes["builds" if ours == "builds" else "refused"] += 1
+        if ours != "builds":
+            # build() refuses it too, before the builder runs, in one line.
+            assert _outcome(lambda: keras_resnets.build(name, depth=depth, **kwargs)) == ours
+            assert "\n" not in ours and f"Received: depth={depth!r}" in ours
+    assert outcomes["builds"] >= 3 and outcomes["refused"] >= 50, outcomes
+
+
+def _rule_then_built(rule, depth, kwargs):
+    rule(depth, kwargs)
+    raise _Built

@@ -110,7 +110,12 @@ def article_net(unit, depth=25, *, name=None, **kwargs):
 
 
 def _variant(unit):
-    @register(unit, dataset="cifar10", weights=shipped_weights(unit))
+    @register(
+        unit,
+        dataset="cifar10",
+        weights=shipped_weights(unit),
+        depth_rule=lambda depth, kwargs: _check_depth(depth),
+    )
     def builder(depth=25, **kwargs):
         return article_net(unit, depth, **kwargs)
 

@@ -142,9 +142,27 @@ def imagenet_densenet(
     return classifier_model(backbone, architecture, **kwargs)
 
 
+def _cifar_layers_per_block(depth, bottleneck, family):
+    formula = CIFAR_BC_FORMULA if bottleneck else CIFAR_FORMULA
+    return dataclasses.replace(formula, family=family).units(depth)
+
+
+def _cifar_depth_rule(**fixed):
+    """The registry's `depth_rule` of a CIFAR DenseNet name (`fixed`: what the name sets)."""
+
+    def rule(depth, kwargs):
+        settings = {"bottleneck": False, "compression": 1.0, **fixed, **kwargs}
+        bc = settings["bottleneck"] and settings["compression"] < 1
+        family = "cifar_densenet_bc" if bc else "cifar_densenet"
+        _cifar_layers_per_block(depth, settings["bottleneck"], family)
+
+    return rule
+
+
 @register(
     "cifar_densenet",
     dataset="cifar10",
+    depth_rule=_cifar_depth_rule(),
     depths=CIFAR_DEPTHS,
     configs=[{"depth": d, "growth_rate": k} for d, ks in CIFAR_DEPTHS.items() for k in ks],
 )
@@ -186,8 +204,7 @@ def cifar_densenet(
     """
     bc = bottleneck and compression < 1
     family = "cifar_densenet_bc" if bc else "cifar_densenet"
-    formula = CIFAR_BC_FORMULA if bottleneck else CIFAR_FORMULA
-    layers_per_block = dataclasses.replace(formula, family=family).units(depth)
+    layers_per_block = _cifar_layers_per_block(depth, bottleneck, family)
 
     def backbone(x):
         x = _defaults.conv2d(2 * growth_rate if bc else 16, 3, name="stem_conv")(x)
@@ -207,7 +224,12 @@ def cifar_densenet(
     return classifier_model(backbone, architecture, **kwargs)
 
 
-@register("cifar_densenet_bc", dataset="cifar10", depths=CIFAR_BC_DEPTHS)
+@register(
+    "cifar_densenet_bc",
+    dataset="cifar10",
+    depths=CIFAR_BC_DEPTHS,
+    depth_rule=_cifar_depth_rule(bottleneck=True, compression=0.5),
+)
 def cifar_densenet_bc(depth=100, *, growth_rate=None, **kwargs):
     """DenseNet-BC for CIFAR: bottlenecks and compression 0.5 (Huang et al. 2017).
 

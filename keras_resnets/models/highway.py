@@ -18,7 +18,11 @@ FORMULA = _common.DepthFormula(
 
 
 @register(
-    "cifar_highway", dataset="cifar10", depths=DEPTHS, weights=shipped_weights("cifar_highway")
+    "cifar_highway",
+    dataset="cifar10",
+    depths=DEPTHS,
+    weights=shipped_weights("cifar_highway"),
+    depth_rule=lambda depth, kwargs: FORMULA.units(depth),
 )
 def cifar_highway(
     depth=32,

@@ -82,6 +82,7 @@ class ModelInfo:
     depths: Optional[tuple] = None
     weights: tuple = ()
     configs: tuple = ()
+    depth_rule: Optional[Callable] = None
 
     @property
     def table_configs(self):
@@ -146,7 +147,7 @@ def shipped_weights(model, manifest=None):
 _MODELS = {}
 
 
-def register(name, *, dataset=None, depths=None, weights=(), configs=()):
+def register(name, *, dataset=None, depths=None, weights=(), configs=(), depth_rule=None):
     """Decorator registering `builder` under `name` with its facts; a duplicate raises.
 
     Args:
@@ -158,6 +159,10 @@ def register(name, *, dataset=None, depths=None, weights=(), configs=()):
         weights: the `Weights` available for it.
         configs: builder-argument dicts for the model table's rows, where one row per
             depth does not say enough (e.g. DenseNet's depth and growth rate pairs).
+        depth_rule: `rule(depth, kwargs)`, raising the builder's own ValueError for a depth
+            it would refuse (with the builder's other arguments `kwargs`), so that a bad
+            depth is refused before any work, as `check_builder_arguments` does; the builder
+            still checks it too.
     """
     if dataset is not None and dataset not in DATASETS:
         raise ValueError(f"Unknown dataset {dataset!r}. Valid: {sorted(DATASETS)}")
@@ -175,6 +180,7 @@ def register(name, *, dataset=None, depths=None, weights=(), configs=()):
             depths=tuple(sorted(depths)) if depths is not None else None,
             weights=tuple(weights),
             configs=tuple(configs),
+            depth_rule=depth_rule,
         )
         return builder
 
@@ -226,9 +232,11 @@ def check_builder_arguments(model, kwargs):
     wrong kind for it: the kind is its default's along the builder chain (a bool default
     takes no text, so the string "False" is never truthy; for the package's builders, an
     int default takes only an integer, not 2.5, and `growth_rate` must be positive).
-    `depth` and `classes` are the builders' to check (their messages name the family's
-    depths); arguments whose defaults are None or cannot be read are left to the builder."""
-    builder = get_builder(model)
+    `depth` is checked by the family's registered `depth_rule`, with the builder's own
+    message (it names the family's depths); `classes`, and arguments whose defaults are None
+    or cannot be read, are left to the builder."""
+    info = get_info(model)
+    builder = info.builder
     keywords = _keywords(builder)
     if keywords is None:
         return
@@ -266,6 +274,10 @@ def check_builder_arguments(model, kwargs):
             continue
         if not ok:
             raise ValueError(f"`{key}` of {model} must be {wanted}. Received: {key}={value!r}")
+    if info.depth_rule is not None and "depth" in keywords:
+        depth = kwargs.get("depth", keywords["depth"][0])
+        if depth is not inspect.Parameter.empty:
+            info.depth_rule(depth, kwargs)
 
 
 def _keywords(function):

@@ -248,6 +248,29 @@ def imagenet_resnet(
     )
 
 
+def _cifar_family(preactivation, shortcut):
+    """The family a CIFAR ResNet's messages and default name use."""
+    if shortcut == "none":
+        return "cifar_plain"
+    return "cifar_preact_resnet" if preactivation else "cifar_resnet"
+
+
+def _cifar_depth_rule(**fixed):
+    """The registry's `depth_rule` of a CIFAR ResNet name: `cifar_stages`' check, with the
+    arguments the name fixes (`fixed`) or defaults, and the user's."""
+
+    def rule(depth, kwargs):
+        settings = {"preactivation": False, "shortcut": "A", **fixed, **kwargs}
+        preactivation = settings["preactivation"]
+        cifar_stages(
+            depth,
+            preactivation=preactivation,
+            family=_cifar_family(preactivation, settings["shortcut"]),
+        )
+
+    return rule
+
+
 def cifar_resnet_family(
     depth=20,
     *,
@@ -283,9 +306,7 @@ def cifar_resnet_family(
     Example:
     >>> model = keras_resnets.build("cifar_resnet", depth=110)
     """
-    family = "cifar_preact_resnet" if preactivation else "cifar_resnet"
-    if shortcut == "none":
-        family = "cifar_plain"
+    family = _cifar_family(preactivation, shortcut)
     block, stage_sizes = cifar_stages(depth, preactivation=preactivation, family=family)
     return resnet(
         block=block,
@@ -321,20 +342,34 @@ for _depth in (50, 101, 152, 200):
 
 
 @register(
-    "cifar_resnet", dataset="cifar10", depths=CIFAR_DEPTHS, weights=shipped_weights("cifar_resnet")
+    "cifar_resnet",
+    dataset="cifar10",
+    depths=CIFAR_DEPTHS,
+    weights=shipped_weights("cifar_resnet"),
+    depth_rule=_cifar_depth_rule(),
 )
 def cifar_resnet(depth=20, **kwargs):
     """He et al. 2015's CIFAR-10 ResNet (6n+2 layers, shortcut A by default)."""
     return cifar_resnet_family(depth, **kwargs)
 
 
-@register("cifar_plain", dataset="cifar10", depths=CIFAR_DEPTHS)
+@register(
+    "cifar_plain",
+    dataset="cifar10",
+    depths=CIFAR_DEPTHS,
+    depth_rule=_cifar_depth_rule(shortcut="none"),
+)
 def cifar_plain(depth=20, **kwargs):
     """He et al. 2015's CIFAR-10 plain net: the CIFAR ResNet without shortcuts."""
     return cifar_resnet_family(depth, shortcut="none", **kwargs)
 
 
-@register("cifar_preact_resnet", dataset="cifar10", depths=CIFAR_PREACT_DEPTHS)
+@register(
+    "cifar_preact_resnet",
+    dataset="cifar10",
+    depths=CIFAR_PREACT_DEPTHS,
+    depth_rule=_cifar_depth_rule(preactivation=True, shortcut="B"),
+)
 def cifar_preact_resnet(depth=164, **kwargs):
     """He et al. 2016's pre-activation CIFAR-10 ResNet (110 basic; 164, 1001 bottleneck)."""
     kwargs.setdefault("shortcut", "B")
