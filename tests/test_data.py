@@ -9,6 +9,7 @@ temporary folders.
 """
 
 import io
+import os
 import pickle
 import sys
 import tarfile
@@ -152,6 +153,23 @@ def test_cache_is_written_once_atomically_and_reused(tmp_path, monkeypatch):
     _assert_round_trip(data.load_arrays(source, cache_dir=cache_dir), images)
 
 
+def test_a_new_decode_removes_the_cache_it_replaces(tmp_path):
+    # Keyed on sizes and times, a touched input decodes again; the old copy (184 MB for
+    # CIFAR-10) once stayed behind, one more per re-copied archive.
+    images = _synthetic()
+    source = _write_tar(tmp_path / "set.tar", _members(images), "w")
+    (tmp_path / "other").mkdir()
+    other = _write_tar(tmp_path / "other" / "set.tar", _members(images), "w")
+    cache_dir = tmp_path / "cache"
+    data.load_arrays(source, cache_dir=cache_dir)
+    data.load_arrays(other, cache_dir=cache_dir)  # another input: its cache stays
+    (first, second) = sorted(cache_dir.glob("set-*.npz"), key=lambda p: p.stat().st_mtime_ns)
+    os.utime(source, ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns + 10**9))
+    _assert_round_trip(data.load_arrays(source, cache_dir=cache_dir), images)
+    remaining = set(cache_dir.glob("set-*.npz"))
+    assert len(remaining) == 2 and first not in remaining and second in remaining
+
+
 def test_unreadable_cache_is_decoded_again(tmp_path):
     images = _synthetic()
     source = _write_tar(tmp_path / "set.tar", _members(images), "w")
@@ -193,6 +211,43 @@ def test_image_sources_round_trip(tmp_path, layout):
     arrays = data.load_arrays(source, cache_dir=tmp_path / "cache")
     _assert_round_trip(arrays, images)
     assert arrays.y_train.dtype == np.int32
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        # Float images in [0, 1] once became all zeros in the pipeline's uint8 cast.
+        ({"x_train": lambda x: x / 255.0}, "x_train must be uint8 pixels in [0, 255]"),
+        ({"x_test": lambda x: x.transpose(0, 3, 1, 2)}, "x_test must be RGB images [N, height"),
+        # Labels beyond the named classes trained to 0% without a word.
+        ({"y_train": lambda y: y + 3}, "y_train must be labels 0 to 2 (3 classes)"),
+        ({"y_test": lambda y: y - 1}, "Received: labels -1 to"),
+        ({"y_train": lambda y: y[:-1]}, "y_train must be 4 integer labels, one per image"),
+    ],
+)
+def test_an_npz_of_the_wrong_kind_is_named_in_one_line(tmp_path, change, message):
+    rng = np.random.default_rng(0)
+    arrays = {
+        "x_train": rng.integers(0, 256, (4, 8, 8, 3), dtype=np.uint8),
+        "y_train": np.array([0, 1, 2, 0]),
+        "x_test": rng.integers(0, 256, (3, 8, 8, 3), dtype=np.uint8),
+        "y_test": np.array([2, 1, 0]),
+    }
+    ((key, edit),) = change.items()
+    arrays[key] = edit(arrays[key])
+    np.savez(tmp_path / "set.npz", class_names=["a", "b", "c"], **arrays)
+    with pytest.raises(data.DataSourceError) as error:
+        data.load_arrays(tmp_path / "set.npz")
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_load_cifar10_names_its_own_arguments(tmp_path):
+    with pytest.raises(ValueError, match=r"Received: train_limit=0$"):
+        data.load_cifar10(tmp_path, train_limit=0)
+    with pytest.raises(ValueError, match=r"Received: test_limit=4.0$"):
+        data.load_cifar10(tmp_path, test_limit=4.0)
+    with pytest.raises(ValueError, match=r"`source` must be a path.*Received: source=123$"):
+        data.load_cifar10(123)
 
 
 def _write_keras_batches(folder, rng):

@@ -17,6 +17,36 @@ def _arrays(n=40, size=(32, 32), seed=0):
 ENGINES = ("tf.data", "numpy")
 
 
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        # A cast to uint8 once turned [0, 1] float images into zeros silently.
+        ({"x": lambda x: x / 255.0}, "must be uint8 pixels in [0, 255]. Received: dtype float64"),
+        ({"x": lambda x: x[..., 0]}, "must be images [N, H, W, C]"),
+        ({"batch_size": "4"}, "Received: batch_size='4'"),
+        ({"batch_size": 2.5}, "Received: batch_size=2.5"),
+        ({"batch_size": True}, "Received: batch_size=True"),
+        ({"seed": "0"}, "Received: seed='0'"),
+        ({"drop_remainder": "no"}, "Received: drop_remainder='no'"),
+        ({"augment": "False"}, "Received: augment='False'"),
+        # Keras's fit ran no step and said nothing: 40 examples, batches of 64, remainder
+        # dropped.
+        ({"batch_size": 64}, "has no batch: use a batch_size of at most 40"),
+    ],
+)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_bad_pipeline_arguments_are_one_line(change, message, engine):
+    x, y = _arrays()
+    kwargs = {"batch_size": 8, "training": True, "engine": engine}
+    if "x" in change:
+        x = change["x"](x)
+    else:
+        kwargs.update(change)
+    with pytest.raises(ValueError) as error:
+        data.make_pipeline(x, y, **kwargs)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
 def _first_batches(ds, count=2, *, repeat=False):
     """The first `count` batches of one pass over `ds` (of passes, if `repeat`), as NumPy.
 

@@ -176,6 +176,11 @@ def test_versions_increment_refuse_and_overwrite(tmp_path):
 
     with pytest.raises(ValueError, match=r"already exists.*overwrite=True.*version=7"):
         export(model, base, version=7)
+    # Text is truthy: "False" once replaced the version it was meant to keep.
+    with pytest.raises(ValueError, match=r"Received: overwrite='False'"):
+        export(model, base, version=7, overwrite="False")
+    with pytest.raises(ValueError, match=r"Received: path=None"):
+        export(model, None)
     before = (base / "7" / "saved_model.pb").stat().st_mtime_ns
 
     written = export(model, base, version=7, overwrite=True, class_names=CIFAR10_CLASSES)

@@ -11,6 +11,7 @@ import pytest
 from keras import ops
 from layer_test import run_layer_test
 
+import keras_resnets
 from keras_resnets.accounting import sublayers
 from keras_resnets.layers import (
     BatchNormalization,
@@ -938,11 +939,71 @@ def test_channels_first_matches_channels_last(rng, layer_cls, kwargs):
         pytest.param(
             lambda: TransitionLayer(1.5), "Received: compression=1.5", id="compression-1.5"
         ),
+        # Text for a bool is truthy: "False" once built a bottleneck unit. A bool is no
+        # count (True once made a 1-filter unit), and a float is no kernel size.
+        pytest.param(
+            lambda: ResUnit(4, bottleneck="False"), "Received: bottleneck='False'", id="text-bool"
+        ),
+        pytest.param(lambda: ResUnit(True), "Received: filters=True", id="filters-bool"),
+        pytest.param(lambda: ResUnit(8, 2.5), "Received: kernel_size=2.5", id="kernel-float"),
+        pytest.param(lambda: ResUnit(8, expansion=1.5), "Received: expansion=1.5", id="expansion"),
+        pytest.param(
+            lambda: HighwayUnit(use_batch_norm="False"),
+            "Received: use_batch_norm='False'",
+            id="highway-text-bool",
+        ),
+        pytest.param(
+            lambda: HighwayUnit(gate_bias_initializer="-1"),
+            "Received: gate_bias_initializer='-1'",
+            id="gate-bias-text",
+        ),
+        pytest.param(lambda: HighwayUnit("16"), "Received: filters='16'", id="highway-filters"),
+        pytest.param(
+            lambda: DenseBlock(2, 4, memory_efficient="no"),
+            "Received: memory_efficient='no'",
+            id="dense-text-bool",
+        ),
+        pytest.param(lambda: DenseBlock(True, 4), "Received: num_layers=True", id="layers-bool"),
+        pytest.param(
+            lambda: DenseBlock(2, 4, bottleneck_width=2.5),
+            "Received: bottleneck_width=2.5",
+            id="bottleneck-width",
+        ),
+        pytest.param(
+            lambda: DenseBlock(2, 4, dropout_rate="0.2"),
+            "Received: dropout_rate='0.2'",
+            id="dropout-text",
+        ),
+        pytest.param(lambda: TransitionLayer("0.5"), "Received: compression='0.5'", id="text"),
+        pytest.param(lambda: TransitionLayer(pool="False"), "Received: pool='False'", id="pool"),
     ],
 )
 def test_bad_constructor_arguments(make, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ValueError, match=match) as error:
         make()
+    assert "\n" not in str(error.value)
+
+
+def test_numpy_integer_counts_are_counts():
+    # NumPy integers (from a config sweep, say) build the same layers as Python ints.
+    assert ResUnit(np.int64(8)).get_config()["filters"] == 8
+    assert DenseBlock(np.int32(2), np.int64(4)).get_config()["growth_rate"] == 4
+    assert keras_resnets.build("cifar_resnet", depth=8, classes=np.int64(5)).output_shape == (
+        None,
+        5,
+    )
+
+
+def test_a_transition_that_would_pool_to_nothing_is_named():
+    with pytest.raises(ValueError, match="needs height and width of at least 2"):
+        TransitionLayer(0.5)(keras.Input((1, 1, 16)))
+    assert TransitionLayer(0.5, pool=False)(keras.Input((1, 1, 16))).shape == (None, 1, 1, 8)
+
+
+def test_a_compression_that_leaves_no_channel_is_named():
+    # int(0.01 * 16) = 0 filters: Keras's own message named `filters`, which no one passed.
+    with pytest.raises(ValueError, match=r"Received: compression=0.01$"):
+        TransitionLayer(0.01)(keras.Input((8, 8, 16)))
 
 
 def test_highway_filters_must_match_input_channels():

@@ -553,6 +553,14 @@ def test_mixed_precision(mixed_float16, name, kwargs):
 # --------------------------------------------------------------------------------------
 
 
+def test_article_backbones_take_any_size():
+    # Without the flattening head, unknown sizes are fine (a backbone for larger images).
+    backbone = keras_resnets.build(
+        "highway", depth=5, include_top=False, input_shape=(None, None, 3)
+    )
+    assert backbone.output_shape == (None, None, None, 64)
+
+
 def _raised_here(excinfo):
     where = excinfo.traceback[-1].path
     assert "keras_resnets" in str(where), f"raised in {where}, not by keras_resnets"
@@ -591,6 +599,35 @@ def _raised_here(excinfo):
             "cifar_densenet_bc", dict(classes=-3), "Received: classes=-3", id="classes-negative"
         ),
         pytest.param("resnet18", dict(classes=2.5), "Received: classes=2.5", id="classes-float"),
+        # An empty or malformed input_shape once became the default (32, 32, 3) silently,
+        # or failed inside Python's comparisons.
+        pytest.param("cifar_resnet", dict(input_shape=()), r"input_shape=\(\)", id="shape-empty"),
+        pytest.param("cifar_resnet", dict(input_shape=32), "input_shape=32", id="shape-int"),
+        pytest.param(
+            "cifar_resnet", dict(input_shape=("32", 32, 3)), "input_shape=", id="shape-text"
+        ),
+        # The article's head flattens a 1x1 map: unknown sizes gave 40 "classes" at 64x64.
+        pytest.param(
+            "highway",
+            dict(depth=5, input_shape=(None, None, 3)),
+            "needs a fixed height and width",
+            id="article-unknown-size",
+        ),
+        pytest.param(
+            "cifar_resnet",
+            dict(include_preprocessing=((0.5, 0.5), (0.2, 0.2))),
+            "pair of 3 numbers",
+            id="preprocessing-2-channels",
+        ),
+        pytest.param(
+            "cifar_resnet",
+            dict(include_preprocessing=((0.5,) * 3, (0.2, 0.0, 0.2))),
+            "std above 0",
+            id="preprocessing-std-0",
+        ),
+        pytest.param(
+            "cifar_resnet", dict(include_top=None), "Received: include_top=None", id="top-none"
+        ),
     ],
 )
 def test_bad_arguments(name, kwargs, match):

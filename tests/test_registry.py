@@ -246,3 +246,12 @@ def test_depth_rules_refuse_exactly_what_their_builders_refuse(name, kwargs, mon
 def _rule_then_built(rule, depth, kwargs):
     rule(depth, kwargs)
     raise _Built
+
+
+def test_a_name_that_is_not_text_is_refused_at_registration(scratch_registry):
+    # register(5) once went through, and every later list_models() failed in its sort.
+    with pytest.raises(ValueError, match=r"Received: name=5$"):
+        keras_resnets.register(5)(lambda: None)
+    assert "cifar_resnet" in keras_resnets.list_models()
+    with pytest.raises(ValueError, match=r"Received: pattern=5$"):
+        keras_resnets.list_models(5)

@@ -322,6 +322,60 @@ def test_train_takes_exactly_the_train_config_fields():
         TrainConfig("cifar_resnet", 20)  # everything past `model` is keyword-only
 
 
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        # Text is truthy: restart="False" once cleared a finished run and trained it again,
+        # scale_lr="False" cut the rate 32-fold, jit_compile="off" turned XLA on.
+        ({"restart": "False"}, "Received: restart='False'"),
+        ({"scale_lr": "False"}, "Received: scale_lr='False'"),
+        ({"jit_compile": "off"}, "must be True, False or 'auto'. Received: jit_compile='off'"),
+        ({"recipe": None}, "Valid names: article, article_fast, densenet, fast, paper"),
+        ({"model_kwargs": "depth=8"}, "must be a dict of builder arguments"),
+        ({"verbose": True}, "Received: verbose=True"),
+        ({"out": None}, "`out` must be a folder's path. Received: out=None"),
+    ],
+)
+def test_train_config_refuses_bad_values_in_one_line(kwargs, message, tmp_path):
+    from keras_resnets.training import TrainConfig
+
+    with pytest.raises(ValueError) as error:
+        TrainConfig("cifar_resnet", **{"out": tmp_path / "run", **kwargs})
+    assert message in str(error.value) and "\n" not in str(error.value)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"batch_size": 0}, "Received: batch_size=0"),
+        ({"learning_rate": "0.1"}, "Received: learning_rate='0.1'"),
+        ({"learning_rate": -0.1}, "Received: learning_rate=-0.1"),
+        ({"optimizer": "adamw"}, "must be one of ['sgd', 'adam']. Received: optimizer='adamw'"),
+        ({"schedule": "linear"}, "Received: schedule='linear'"),
+        ({"nesterov": "no"}, "Received: nesterov='no'"),
+        ({"label_smoothing": 2}, "Received: label_smoothing=2"),
+        ({"momentum": 1.0}, "Received: momentum=1.0"),
+    ],
+)
+def test_recipe_fields_are_checked_when_the_recipe_is_made(overrides, message):
+    from keras_resnets.training import recipes
+
+    with pytest.raises(ValueError) as error:
+        recipes.get("fast", **overrides)
+    assert message in str(error.value)
+
+
+def test_loss_and_scaling_arguments_are_checked():
+    from keras_resnets.training import recipes
+
+    with pytest.raises(ValueError, match=r"Received: label_smoothing='0.1'$"):
+        recipes.SmoothedSparseCrossentropy("0.1")
+    # A negative batch once gave a negative learning rate.
+    with pytest.raises(ValueError, match=r"Received: global_batch_size=-128$"):
+        recipes.scale_learning_rate(recipes.get("fast"), -128, steps_per_epoch=10)
+
+
 def test_the_former_module_names_are_aliases():
     from keras_resnets import distribute, training
     from keras_resnets import train as train_module

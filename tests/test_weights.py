@@ -212,6 +212,27 @@ def test_bad_weights_arguments(name, kwargs, match):
         keras_resnets.build(name, **kwargs)
 
 
+@pytest.mark.parametrize("file", ["x.weights.h5", "x.h5", "x.pth"])
+def test_a_corrupt_checkpoint_is_named_in_one_line(tmp_path, file):
+    # h5py's "file signature not found" and torch's "KeyError: 174812789" named neither the
+    # file nor what to do.
+    if file.endswith(".pth"):
+        pytest.importorskip("torch")
+    path = tmp_path / file
+    path.write_bytes(b"not a checkpoint" * 64)
+    with pytest.raises(WeightsError) as error:
+        keras_resnets.build("cifar_resnet", depth=8, weights=str(path))
+    assert f"{path} is not a readable" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_load_names_a_missing_file():
+    from keras_resnets import weights
+
+    model = keras_resnets.build("cifar_resnet", depth=8)
+    with pytest.raises(WeightsError, match=r"Received: path='/nope.weights.h5'$"):
+        weights.load(model, "/nope.weights.h5")
+
+
 def test_a_model_without_weights_lists_those_that_have_them():
     having = [
         n

@@ -11,6 +11,7 @@ import threading
 import keras
 import numpy as np
 
+from keras_resnets import _checks
 from keras_resnets.data import augment as augment_lib
 from keras_resnets.data import engines
 
@@ -70,12 +71,29 @@ def make_pipeline(
     """
     if len(x) != len(y):
         raise ValueError(f"x and y differ in length. Received: {len(x)} and {len(y)}")
-    if batch_size < 1:
-        raise ValueError(f"`batch_size` must be positive. Received: batch_size={batch_size}")
+    x = np.asarray(x)
+    if x.ndim != 4:
+        raise ValueError(f"`x` must be images [N, H, W, C]. Received: shape {x.shape}")
+    if x.dtype != np.uint8:
+        # The pipelines read uint8: a cast would turn [0, 1] floats into zeros silently.
+        raise ValueError(f"`x` must be uint8 pixels in [0, 255]. Received: dtype {x.dtype}")
+    batch_size = _checks.check_int("batch_size", batch_size)
+    seed = _checks.check_int("seed", seed, minimum=0)
+    training = _checks.check_bool("training", training)
+    augment = _checks.check_bool("augment", augment)
     drop_remainder = training if drop_remainder is None else drop_remainder
-    shuffle = training if shuffle is None else shuffle
+    drop_remainder = _checks.check_bool("drop_remainder", drop_remainder)
+    shuffle = _checks.check_bool("shuffle", training if shuffle is None else shuffle)
     augment = augment and training
     full_steps = len(x) // batch_size if drop_remainder else -(-len(x) // batch_size)
+    if full_steps == 0:
+        # Keras's fit would run no step and say nothing.
+        raise ValueError(
+            f"A pipeline of {len(x)} examples in batches of {batch_size} with "
+            f"drop_remainder={drop_remainder} has no batch"
+            + (f": use a batch_size of at most {len(x)}" if len(x) else "")
+            + f". Received: batch_size={batch_size}"
+        )
     if steps_per_epoch is not None and not 1 <= steps_per_epoch <= full_steps:
         raise ValueError(
             f"`steps_per_epoch` must be between 1 and {full_steps} (a full pass over "

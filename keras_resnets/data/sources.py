@@ -278,6 +278,8 @@ def _read_npz(path):
             if "class_names" in arrays.files
             else [str(i) for i in range(int(arrays["y_train"].max()) + 1)]
         )
+        for split in SPLITS:
+            _check_split(path, split, arrays[f"x_{split}"], arrays[f"y_{split}"], class_names)
         return Arrays(
             arrays["x_train"],
             arrays["y_train"].astype(np.int32),
@@ -285,4 +287,31 @@ def _read_npz(path):
             arrays["y_test"].astype(np.int32),
             class_names,
             f"arrays file {path}",
+        )
+
+
+def _check_split(path, split, x, y, class_names):
+    """A user's arrays are what the pipelines read: uint8 [N, H, W, 3] images (channels
+    last) and integer labels of the named classes. Float images in [0, 1] once became all
+    zeros, and labels beyond the classes trained without a word."""
+    name = f"{path}: x_{split}"
+    if x.dtype != np.uint8:
+        raise DataSourceError(
+            f"{name} must be uint8 pixels in [0, 255]. Received: dtype {x.dtype} "
+            f"(values {x.min() if x.size else 0} to {x.max() if x.size else 0})"
+        )
+    if x.ndim != 4 or x.shape[-1] != 3:
+        raise DataSourceError(
+            f"{name} must be RGB images [N, height, width, 3], channels last. "
+            f"Received: shape {x.shape}"
+        )
+    if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
+        raise DataSourceError(
+            f"{path}: y_{split} must be {len(x)} integer labels, one per image. "
+            f"Received: dtype {y.dtype}, shape {y.shape}"
+        )
+    if len(y) and (y.min() < 0 or y.max() >= len(class_names)):
+        raise DataSourceError(
+            f"{path}: y_{split} must be labels 0 to {len(class_names) - 1} "
+            f"({len(class_names)} classes). Received: labels {y.min()} to {y.max()}"
         )

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import keras
 
+from keras_resnets import _checks
 from keras_resnets.accounting import sublayers
 from keras_resnets.export import signatures
 
@@ -113,6 +114,10 @@ def write_version(path, *, version, overwrite, fmt, write):
     `path/<version>`, so a server polling `path` never sees a half-written version.
 
     Returns the version folder (`pathlib.Path`)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"`path` must be a folder's path. Received: path={path!r}")
+    # Text is truthy: overwrite="False" once replaced the version it was meant to keep.
+    overwrite = _checks.check_bool("overwrite", overwrite)
     base = Path(path)
     if base.exists() and not base.is_dir():
         raise ValueError(f"`path` must be a folder. Received: path={str(path)!r}")

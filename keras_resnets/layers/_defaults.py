@@ -9,6 +9,14 @@ import zlib
 
 import keras
 
+# The argument checks every layer uses, from the package's light module.
+from keras_resnets._checks import (  # noqa: F401
+    check_bool,
+    check_int,
+    check_number,
+    is_integer,
+)
+
 # Keras's BatchNormalization, with TensorFlow's fused training kernel.
 from keras_resnets.layers.batch_norm import BatchNormalization
 from keras_resnets.layers.padding import Conv2D

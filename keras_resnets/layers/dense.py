@@ -68,20 +68,25 @@ class DenseBlock(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not isinstance(num_layers, int) or num_layers < 1:
-            raise ValueError(
-                f"`num_layers` must be an int >= 1. Received: num_layers={num_layers!r}"
+        num_layers = _defaults.check_int("num_layers", num_layers)
+        growth_rate = _defaults.check_int("growth_rate", growth_rate)
+        bottleneck_width = _defaults.check_int("bottleneck_width", bottleneck_width)
+        bottleneck, preactivation, include_input, memory_efficient = (
+            _defaults.check_bool(name, value)
+            for name, value in (
+                ("bottleneck", bottleneck),
+                ("preactivation", preactivation),
+                ("include_input", include_input),
+                ("memory_efficient", memory_efficient),
             )
-        if not isinstance(growth_rate, int) or growth_rate < 1:
-            raise ValueError(
-                f"`growth_rate` must be an int >= 1. Received: growth_rate={growth_rate!r}"
-            )
+        )
         if output_mode not in ("concat", "last"):
             raise ValueError(
                 f"`output_mode` must be 'concat' or 'last'. Received: output_mode={output_mode!r}"
             )
-        if not 0.0 <= dropout_rate < 1.0:
-            raise ValueError(f"`dropout_rate` must be in [0, 1). Received: {dropout_rate!r}")
+        dropout_rate = _defaults.check_number(
+            "dropout_rate", dropout_rate, interval="in [0, 1)", ok=lambda v: 0 <= v < 1
+        )
         self.num_layers = num_layers
         self.growth_rate = growth_rate
         self.bottleneck = bottleneck
@@ -312,12 +317,10 @@ class TransitionLayer(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not 0.0 < compression <= 1.0:
-            raise ValueError(
-                f"`compression` must be in (0, 1]. Received: compression={compression!r}"
-            )
-        self.compression = compression
-        self.pool = pool
+        self.compression = _defaults.check_number(
+            "compression", compression, interval="in (0, 1]", ok=lambda v: 0 < v <= 1
+        )
+        self.pool = _defaults.check_bool("pool", pool)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.data_format = _defaults.standardize_data_format(data_format)
@@ -327,6 +330,20 @@ class TransitionLayer(keras.layers.Layer):
         return int(self.compression * in_channels)
 
     def build(self, input_shape):
+        in_channels = input_shape[self._axis]
+        spatial = (1, 2) if self._axis == -1 else (2, 3)
+        if self.pool and any(input_shape[d] is not None and input_shape[d] < 2 for d in spatial):
+            raise ValueError(
+                f"{self.name} pools 2x2, so its input needs height and width of at least 2 "
+                "(a smaller map would pool to nothing); use pool=False there. "
+                f"Received: input_shape={tuple(input_shape)}"
+            )
+        if in_channels is not None and self._out_channels(in_channels) < 1:
+            raise ValueError(
+                f"`compression` {self.compression} leaves no channel of the {in_channels} "
+                f"that reach {self.name}: it must be at least 1/{in_channels}. "
+                f"Received: compression={self.compression!r}"
+            )
         self.bn = _defaults.batch_norm(
             name="bn", data_format=self.data_format, dtype=self.dtype_policy
         )

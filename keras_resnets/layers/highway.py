@@ -55,11 +55,18 @@ class HighwayUnit(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if gate_bias_initializer > 0:
-            raise ValueError(
-                "`gate_bias_initializer` should be <= 0 so the unit starts by carrying its input "
-                f"(Srivastava et al. suggest -1 to -3). Received: {gate_bias_initializer}"
-            )
+        if filters is not None:
+            filters = _defaults.check_int("filters", filters)
+        kernel_size = _defaults.check_int("kernel_size", kernel_size)
+        gate_bias_initializer = _defaults.check_number(
+            "gate_bias_initializer",
+            gate_bias_initializer,
+            # A gate that starts open would not carry the input (Srivastava et al.: -1 to -3).
+            interval="<= 0, so that the unit starts by carrying its input (Srivastava et al. "
+            "suggest -1 to -3)",
+            ok=lambda v: v <= 0,
+        )
+        use_batch_norm = _defaults.check_bool("use_batch_norm", use_batch_norm)
         self.filters = filters
         self.kernel_size = kernel_size
         self.gate_bias_initializer = float(gate_bias_initializer)
@@ -68,9 +75,7 @@ class HighwayUnit(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.data_format = _defaults.standardize_data_format(data_format)
-        if not isinstance(fused, bool):
-            raise ValueError(f"`fused` should be True or False. Received: fused={fused!r}")
-        self.fused = fused
+        self.fused = _defaults.check_bool("fused", fused)
         self._axis = _defaults.channel_axis(self.data_format)
 
     def build(self, input_shape):

@@ -76,8 +76,18 @@ class ResUnit(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not isinstance(filters, int) or filters <= 0:
-            raise ValueError(f"`filters` must be a positive int. Received: filters={filters!r}")
+        filters = _defaults.check_int("filters", filters)
+        kernel_size = _defaults.check_int("kernel_size", kernel_size)
+        expansion = _defaults.check_int("expansion", expansion)
+        bottleneck, preactivation, zero_init_residual, use_bias = (
+            _defaults.check_bool(name, value)
+            for name, value in (
+                ("bottleneck", bottleneck),
+                ("preactivation", preactivation),
+                ("zero_init_residual", zero_init_residual),
+                ("use_bias", use_bias),
+            )
+        )
         _defaults.check_choice("strides", strides, (1, 2))
         _defaults.check_choice("shortcut", shortcut, SHORTCUTS)
         _defaults.check_choice("stride_in_1x1", stride_in_1x1, (None, True, False))

@@ -49,9 +49,7 @@ class DepthFormula:
         )
 
 
-def is_integer(value):
-    """An integer, NumPy's included, and not a bool (True == 1) nor a float (20.0 == 20)."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+is_integer = _defaults.is_integer
 
 
 def check_depth(family, depth, valid):
@@ -68,9 +66,9 @@ check_choice = _defaults.check_choice
 
 def check_classes(classes):
     """`classes` must be a positive int (a bool is not a class count)."""
-    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
+    if not is_integer(classes) or classes < 1:
         raise ValueError(f"`classes` must be a positive int. Received: classes={classes!r}")
-    return classes
+    return int(classes)
 
 
 def check_input_shape(model_name, input_shape, *, downsampling, max_size=None):
@@ -79,9 +77,14 @@ def check_input_shape(model_name, input_shape, *, downsampling, max_size=None):
     Each known spatial size must be at least `downsampling` (and at most `max_size`, for a
     head that needs a fixed final size), and there must be 3 channels (RGB pixels).
     """
-    if input_shape is None or len(input_shape) != 3:
+    if (
+        not isinstance(input_shape, (tuple, list))
+        or len(input_shape) != 3
+        or not all(d is None or (is_integer(d) and d > 0) for d in input_shape)
+    ):
         raise ValueError(
-            f"`input_shape` must be (height, width, 3). Received: input_shape={input_shape!r}"
+            "`input_shape` must be (height, width, 3), each size a positive int or None. "
+            f"Received: input_shape={input_shape!r}"
         )
     height, width, channels = input_shape
     if channels != 3:
@@ -90,6 +93,13 @@ def check_input_shape(model_name, input_shape, *, downsampling, max_size=None):
         )
     for size in (height, width):
         if size is None:
+            if max_size is not None:
+                # A flattening head sized for 1x1 maps would silently widen on larger ones.
+                raise ValueError(
+                    f"{model_name}'s head needs a fixed height and width (at most {max_size}); "
+                    "give them, or build without the top (include_top=False). "
+                    f"Received: input_shape={tuple(input_shape)}"
+                )
             continue
         if size < downsampling:
             raise ValueError(
@@ -165,15 +175,17 @@ def classifier_model(
     default_shape, default_classes, mean, std = DATASETS[architecture.dataset]
     classes = default_classes if classes is None else classes
     check_choice("pooling", pooling, POOLINGS)
+    include_top = _defaults.check_bool("include_top", include_top)
     if include_top:
-        check_classes(classes)
-    input_shape = tuple(input_shape or default_shape)
+        classes = check_classes(classes)
+    input_shape = default_shape if input_shape is None else input_shape
     check_input_shape(
         architecture.name,
         input_shape,
         downsampling=architecture.downsampling,
         max_size=architecture.top_max_size if include_top else None,
     )
+    input_shape = tuple(int(d) if d is not None else None for d in input_shape)
     inputs, x = model_input(
         input_shape, include_preprocessing=include_preprocessing, mean=mean, std=std
     )
@@ -202,12 +214,20 @@ def model_input(input_shape, *, include_preprocessing, mean, std):
     inputs = keras.Input(shape=input_shape, name="images")
     x = inputs
     if isinstance(include_preprocessing, (tuple, list)):
-        if len(include_preprocessing) != 2:
+        channels = input_shape[-1]
+        if (
+            len(include_preprocessing) != 2
+            or not all(_channel_values(v, channels) for v in include_preprocessing)
+            or min(include_preprocessing[1]) <= 0
+        ):
             raise ValueError(
-                "`include_preprocessing` must be a bool or a (mean, std) pair. "
+                f"`include_preprocessing` must be a bool or a (mean, std) pair of {channels} "
+                "numbers each (std above 0), in [0, 1] pixel units. "
                 f"Received: include_preprocessing={include_preprocessing!r}"
             )
         mean, std = include_preprocessing
+    elif include_preprocessing is not None:
+        _defaults.check_bool("include_preprocessing", include_preprocessing)
     if include_preprocessing is not False and include_preprocessing is not None:
         x = layers.Normalization(
             mean=[255.0 * m for m in mean],
@@ -215,6 +235,15 @@ def model_input(input_shape, *, include_preprocessing, mean, std):
             name="normalization",
         )(x)
     return inputs, x
+
+
+def _channel_values(values, channels):
+    """Whether `values` are `channels` real numbers (a per-channel mean or std)."""
+    return (
+        isinstance(values, (tuple, list))
+        and len(values) == channels
+        and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values)
+    )
 
 
 def head(x, *, include_top, pooling, classes, classifier_activation):

@@ -164,6 +164,9 @@ def register(name, *, dataset=None, depths=None, weights=(), configs=(), depth_r
             depth is refused before any work, as `check_builder_arguments` does; the builder
             still checks it too.
     """
+    if not isinstance(name, str) or not name:
+        # A name of another kind would break list_models()'s sort for every later caller.
+        raise ValueError(f"A model's name must be a non-empty string. Received: name={name!r}")
     if dataset is not None and dataset not in DATASETS:
         raise ValueError(f"Unknown dataset {dataset!r}. Valid: {sorted(DATASETS)}")
 
@@ -194,6 +197,8 @@ def list_models(pattern=None):
     >>> keras_resnets.list_models("cifar_*")
     """
     names = sorted(_MODELS)
+    if pattern is not None and not isinstance(pattern, str):
+        raise ValueError(f"`pattern` must be a glob string. Received: pattern={pattern!r}")
     if pattern is not None:
         names = [n for n in names if fnmatch.fnmatch(n, pattern)]
     return names

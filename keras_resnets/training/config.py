@@ -11,9 +11,11 @@ keyword arguments a registered builder takes, following its `**kwargs`.
 
 import dataclasses
 import numbers
+import os
 from pathlib import Path
 from typing import Any
 
+from keras_resnets._checks import check_bool
 from keras_resnets.models.registry import builder_arguments, check_builder_arguments
 from keras_resnets.training import precision, recipes
 
@@ -55,8 +57,26 @@ class TrainConfig:
         seed = self.seed
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
             raise ValueError(f"`seed` must be an integer of at least 0. Received: seed={seed!r}")
-        if self.verbose not in (0, 1, 2):
+        if self.verbose not in (0, 1, 2) or isinstance(self.verbose, bool):
             raise ValueError(f"`verbose` must be 0, 1 or 2. Received: verbose={self.verbose!r}")
+        # Text is truthy: restart="False" once cleared a finished run and trained it again.
+        for name in ("restart", "scale_lr"):
+            setattr(self, name, check_bool(name, getattr(self, name)))
+        if self.jit_compile != "auto" and not isinstance(self.jit_compile, bool):
+            raise ValueError(
+                "`jit_compile` must be True, False or 'auto'. "
+                f"Received: jit_compile={self.jit_compile!r}"
+            )
+        if not isinstance(self.recipe, (str, recipes.Recipe)):
+            raise ValueError(
+                "`recipe` must be a recipe's name or a `Recipe`. Valid names: "
+                f"{', '.join(sorted(recipes.RECIPES))}. Received: recipe={self.recipe!r}"
+            )
+        if self.model_kwargs is not None and not isinstance(self.model_kwargs, dict):
+            raise ValueError(
+                "`model_kwargs` must be a dict of builder arguments, e.g. {'depth': 20}. "
+                f"Received: model_kwargs={self.model_kwargs!r}"
+            )
         self.model_kwargs = dict(self.model_kwargs or {})
         unknown, valid = unknown_builder_arguments(self.model, self.model_kwargs)
         if unknown:
@@ -107,6 +127,8 @@ def check_trainable_head(model_kwargs):
 
 def check_folder(out):
     """`out` can be (or become) a folder: neither it nor any parent is a file."""
+    if not isinstance(out, (str, os.PathLike)) or not str(out):
+        raise ValueError(f"`out` must be a folder's path. Received: out={out!r}")
     for folder in (Path(out), *Path(out).parents):
         if folder.exists():
             if not folder.is_dir():

@@ -19,8 +19,11 @@ import math
 import keras
 
 from keras_resnets.accounting import sublayers
+from keras_resnets.layers import _defaults
 
 DECAYED_LAYERS = (keras.layers.Conv2D, keras.layers.Dense, keras.layers.DepthwiseConv2D)
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("piecewise", "cosine", "constant")
 # Goyal et al. 2017, section 2.2: 5 epochs of warm-up for the linear scaling rule.
 WARMUP_EPOCHS = 5
 
@@ -66,6 +69,30 @@ class Recipe:
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
     total_steps: int = None
+
+    def __post_init__(self):
+        # A Recipe made by hand or by `get(name, **overrides)`: a bad field is named here,
+        # not at the first training step (a text rate failed inside TensorFlow's optimizer).
+        for name in ("batch_size", "epochs"):
+            _defaults.check_int(name, getattr(self, name))
+        if self.total_steps is not None:
+            _defaults.check_int("total_steps", self.total_steps)
+        _defaults.check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _defaults.check_choice("schedule", self.schedule, SCHEDULES)
+        _defaults.check_bool("nesterov", self.nesterov)
+        positive = {"interval": "above 0", "ok": lambda v: v > 0}
+        at_least_0 = {"interval": ">= 0", "ok": lambda v: v >= 0}
+        below_1 = {"interval": "in [0, 1)", "ok": lambda v: 0 <= v < 1}
+        for name, rule in (
+            ("learning_rate", positive),
+            ("decay", positive),
+            ("warmup", at_least_0),
+            ("warmup_learning_rate", at_least_0),
+            ("momentum", below_1),
+            ("weight_decay", at_least_0),
+            ("label_smoothing", below_1),
+        ):
+            _defaults.check_number(name, getattr(self, name), **rule)
 
     def epochs_for(self, steps_per_epoch):
         """Epochs of the run: `total_steps` converted when the recipe counts iterations."""
@@ -130,7 +157,9 @@ class SmoothedSparseCrossentropy(keras.losses.Loss):
 
     def __init__(self, label_smoothing=0.1, name="smoothed_sparse_crossentropy", **kwargs):
         super().__init__(name=name, **kwargs)
-        self.label_smoothing = label_smoothing
+        self.label_smoothing = _defaults.check_number(
+            "label_smoothing", label_smoothing, interval="in [0, 1)", ok=lambda v: 0 <= v < 1
+        )
 
     def call(self, y_true, y_pred):
         classes = keras.ops.shape(y_pred)[-1]
@@ -276,6 +305,7 @@ def scale_learning_rate(recipe, global_batch_size, *, steps_per_epoch, warmup_ep
             f"2017). Received: recipe={recipe.name!r} (optimizer={recipe.optimizer!r}, "
             f"schedule={recipe.schedule!r})"
         )
+    global_batch_size = _defaults.check_int("global_batch_size", global_batch_size)
     k = global_batch_size / recipe.batch_size
     changes = {
         "batch_size": global_batch_size,

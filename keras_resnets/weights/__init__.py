@@ -13,6 +13,7 @@ names that did not fit.
 
 import inspect
 import os
+import pickle
 import re
 import warnings
 
@@ -130,6 +131,22 @@ def read_state(path, format, full_model=None, *, skip_top=False):
     model a `.weights.h5` was saved from (ours load through Keras, into that model), and
     `skip_top` leaves the classifier out of the result (and, in our `.weights.h5`, unread,
     whatever its number of classes)."""
+    try:
+        state = _read_state(path, format, full_model, skip_top=skip_top)
+    except (OSError, KeyError, EOFError, RuntimeError, pickle.UnpicklingError) as error:
+        # What h5py, torch's unpickler and zip readers raise on a truncated or foreign file
+        # ("file signature not found", "KeyError: 174812789"): name the file instead.
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise WeightsError(
+            f"{path} is not a readable {format} checkpoint ({type(error).__name__}"
+            f"{': ' + detail if detail else ''}); download or save it again."
+        ) from None
+    if skip_top:
+        state = {p: v for p, v in state.items() if not p.startswith(TOP_PREFIXES)}
+    return state
+
+
+def _read_state(path, format, full_model, *, skip_top):
     if format == "torchvision":
         state = convert.from_torchvision(files.read_torch(path))
     elif format == "safetensors":
@@ -142,8 +159,6 @@ def read_state(path, format, full_model=None, *, skip_top=False):
         state = _read_keras_weights(path, full_model, skip_top=skip_top)
     else:
         raise WeightsError(f"Unknown weights format {format!r}.")
-    if skip_top:
-        state = {p: v for p, v in state.items() if not p.startswith(TOP_PREFIXES)}
     return state
 
 
@@ -200,6 +215,8 @@ def load(model, path, *, format=None, full_model=None):
     A model without its top (`include_top=False`) takes the backbone and leaves the
     checkpoint's classifier out; anything else that does not fit raises ConversionError.
     """
+    if not isinstance(path, (str, os.PathLike)) or not os.path.isfile(path):
+        raise WeightsError(f"No checkpoint file at `path`. Received: path={path!r}")
     format = format or files.format_of(path)
     if full_model is None:
         full_model = lambda: model.__class__.from_config(model.get_config())  # noqa: E731
