@@ -231,7 +231,8 @@ def main(argv=None):
     parser.add_argument("--signature", help="signature name (default: by --bytes)")
     parser.add_argument(
         "--metadata",
-        help="the export's version folder (or its assets.extra/keras_resnets.json): "
+        help="the export's model folder (then its highest version), a version folder, or its "
+        "assets.extra/keras_resnets.json: "
         "signature names and the model's input size from there",
     )
     parser.add_argument(

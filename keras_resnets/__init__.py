@@ -18,16 +18,23 @@ import sys as _sys
 
 # Everything is loaded on first use (PEP 562), so that `import keras_resnets`, and with it the
 # CLI's --help, `list` and argument errors, does not import Keras and TensorFlow (10-25 s).
+# Every public module, each an attribute on first use (README: "the submodules are
+# attributes"); tests/test_registry.py checks that none is missing.
 _SUBMODULES = (
+    "accounting",
     "data",
+    "distribute",
     "evaluation",
     "export",
     "layers",
     "machine",
+    "model_table",
     "models",
+    "plotting",
     "recipes",
     "train",
     "training",
+    "utils",
     "weights",
 )
 _NAMES = {

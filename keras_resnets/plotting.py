@@ -13,7 +13,12 @@ def read_history(path):
     rows = {}
     try:
         with path.open(newline="") as f:
-            for row in csv.DictReader(f):
+            reader = csv.DictReader(f)
+            # A file with a header but no rows yet is a run before its first epoch; one
+            # without an epoch column is not a history at all (it once read as the former).
+            if reader.fieldnames is not None and "epoch" not in reader.fieldnames:
+                raise KeyError("epoch")
+            for row in reader:
                 parsed = {k: float(v) for k, v in row.items() if v not in ("", None)}
                 parsed["epoch"] = int(parsed["epoch"])
                 rows[parsed["epoch"]] = parsed  # a re-trained epoch replaces the earlier row

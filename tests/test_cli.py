@@ -322,7 +322,10 @@ def test_plot_refuses_an_unwritable_out_and_names_a_bad_history(tmp_path, capsys
     run = _history(tmp_path / "a", [0.5, 0.6])
     (tmp_path / "a_file").write_text("")
     (tmp_path / "notes.csv").write_text("hello,world\n1,2\n")
+    # A header and no rows: it once read as a run before its first epoch.
+    (tmp_path / "header.csv").write_text("hello,world\n")
     cases = [
+        (["header.csv", "--out", "p.png"], "header.csv is not a training history"),
         ([str(run), "--out", "a"], "--out a is a folder"),
         ([str(run), "--out", "a_file/p.png"], "a_file is a file, not a folder"),
         (["notes.csv", "--out", "p.png"], "notes.csv is not a training history"),
@@ -332,4 +335,4 @@ def test_plot_refuses_an_unwritable_out_and_names_a_bad_history(tmp_path, capsys
         err = capsys.readouterr().err
         assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1, err
     # Nothing half-written is left behind: no temporary PNG, no plot.
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "a_file", "notes.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "a_file", "header.csv", "notes.csv"]

@@ -595,6 +595,10 @@ def test_bad_pixel_request_fails_clearly_and_server_survives(loaded, model, case
         serve(images=tf.constant(BAD_IMAGES[case]))
     message = _error_text(error.value)
     assert "must be float32 of shape [batch, 32, 32, 3]" in message, message
+    if case == "wrong size":  # the example docs/serving.md shows, word for word
+        documented = (REPO / "docs" / "serving.md").read_text().split("28x28 image sent to")[1]
+        shown = documented.split("```")[1].strip().split("Received shape:]")[0]
+        assert shown.removeprefix("assertion failed: [") in message, message
     good = np.full((1, 32, 32, 3), 128.0, "float32")
     np.testing.assert_allclose(
         serve(images=good)["probabilities"], _predict(model, good), atol=TOLERANCE

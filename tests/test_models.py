@@ -469,8 +469,6 @@ def test_cifar_highway_builds_every_3n_plus_2():
         ("cifar_densenet", 41, "3n+4", "40, 100"),
         ("cifar_densenet_bc", 101, "6n+4", "100, 190, 250"),
         ("cifar_highway", 24, "3n+2", "11, 20, 32, 47, 92"),
-        ("cifar_resnet", True, "6n+2", "20, 32"),
-        ("cifar_resnet", "20", "6n+2", "20, 32"),
     ],
 )
 def test_an_impossible_depth_names_the_formula_and_the_table(name, depth, formula, table):
@@ -481,6 +479,15 @@ def test_an_impossible_depth_names_the_formula_and_the_table(name, depth, formul
     assert table in message
     assert message.endswith(f"Received: depth={depth!r}")
     _raised_here(excinfo)
+
+
+@pytest.mark.parametrize("depth", [True, "20", 20.0, None])
+@pytest.mark.parametrize("name", ["cifar_resnet", "cifar_densenet", "resnet"])
+def test_a_depth_that_is_no_integer_is_named_so(name, depth):
+    # 20.0 once got the formula's message, which lists 20 among the valid depths.
+    with pytest.raises(ValueError, match=r"must be an integer\. Received: depth=") as excinfo:
+        keras_resnets.build(name, depth=depth)
+    assert str(excinfo.value).endswith(f"Received: depth={depth!r}")
 
 
 def test_resnet34_shortcut_options_he_2015_table3():

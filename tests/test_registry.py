@@ -1,5 +1,7 @@
 """The model registry: `register`, `list_models`, `build` (STYLE.md, "Configuration is data")."""
 
+from pathlib import Path
+
 import pytest
 
 import keras_resnets
@@ -255,3 +257,15 @@ def test_a_name_that_is_not_text_is_refused_at_registration(scratch_registry):
     assert "cifar_resnet" in keras_resnets.list_models()
     with pytest.raises(ValueError, match=r"Received: pattern=5$"):
         keras_resnets.list_models(5)
+
+
+def test_every_public_module_is_an_attribute_after_import():
+    # README: "the submodules are attributes"; `keras_resnets.utils` and `.distribute` (the
+    # old names), `.plotting` and `.accounting` once raised AttributeError.
+    import pkgutil
+
+    package = Path(keras_resnets.__file__).parent
+    public = {m.name for m in pkgutil.iter_modules([str(package)]) if not m.name.startswith("_")}
+    assert public - {"cli", "commands"} == set(keras_resnets._SUBMODULES)
+    for name in keras_resnets._SUBMODULES:
+        assert getattr(keras_resnets, name).__name__ == f"keras_resnets.{name}"

@@ -39,6 +39,7 @@ class DepthFormula:
 
     def units(self, depth):
         """n, the units per stage of `depth`; a ValueError naming the valid depths else."""
+        _check_integer_depth(self.family, depth)
         if is_integer(depth) and depth > self.offset and (depth - self.offset) % self.step == 0:
             return int(depth - self.offset) // self.step
         first = ", ".join(str(self.step * n + self.offset) for n in (1, 2, 3))
@@ -54,11 +55,18 @@ is_integer = _defaults.is_integer
 
 def check_depth(family, depth, valid):
     """Raise a ValueError naming the valid depths unless `depth` is one of them."""
+    _check_integer_depth(family, depth)
     if not is_integer(depth) or depth not in valid:
         raise ValueError(
             f"{family} does not define depth {depth!r}. Valid depths: "
             f"{', '.join(str(d) for d in sorted(valid))}. Received: depth={depth!r}"
         )
+
+
+def _check_integer_depth(family, depth):
+    # 20.0 is refused as text is: a message listing 20 among the valid depths misled.
+    if not is_integer(depth):
+        raise ValueError(f"`depth` of {family} must be an integer. Received: depth={depth!r}")
 
 
 check_choice = _defaults.check_choice

@@ -30,6 +30,10 @@ WIDTH = 64
 
 
 def _check_depth(depth):
+    if not _common.is_integer(depth):
+        raise ValueError(
+            f"`depth` of the article's networks must be an integer. Received: depth={depth!r}"
+        )
     if not _common.is_integer(depth) or depth < STAGES or depth % STAGES:
         raise ValueError(
             "The article's networks take `depth` = the number of units, a positive multiple "
