@@ -24,10 +24,28 @@ def check_bool(name, value):
 
 
 def check_int(name, value, *, minimum=1):
-    """`value` as an int; a ValueError unless it is an integer (NumPy's too) >= `minimum`."""
-    if not is_integer(value) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}. Received: {name}={value!r}")
+    """`value` as an int; a ValueError unless it is an integer (NumPy's too) >= `minimum`
+    (None: any integer)."""
+    if not is_integer(value) or (minimum is not None and value < minimum):
+        wanted = "an integer" if minimum is None else f"an integer >= {minimum}"
+        raise ValueError(f"`{name}` must be {wanted}. Received: {name}={value!r}")
     return int(value)
+
+
+def check_kernel_size(name, value):
+    """A positive int or a pair of them, as Keras's Conv2D takes (a `.keras` file stores a
+    pair as a list); returned as an int or a tuple."""
+    if (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(is_integer(v) and v >= 1 for v in value)
+    ):
+        return tuple(int(v) for v in value)
+    if is_integer(value) and value >= 1:
+        return int(value)
+    raise ValueError(
+        f"`{name}` must be a positive integer or a pair of them. Received: {name}={value!r}"
+    )
 
 
 def check_number(name, value, *, interval, ok):

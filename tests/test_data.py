@@ -9,7 +9,6 @@ temporary folders.
 """
 
 import io
-import os
 import pickle
 import sys
 import tarfile
@@ -153,23 +152,6 @@ def test_cache_is_written_once_atomically_and_reused(tmp_path, monkeypatch):
     _assert_round_trip(data.load_arrays(source, cache_dir=cache_dir), images)
 
 
-def test_a_new_decode_removes_the_cache_it_replaces(tmp_path):
-    # Keyed on sizes and times, a touched input decodes again; the old copy (184 MB for
-    # CIFAR-10) once stayed behind, one more per re-copied archive.
-    images = _synthetic()
-    source = _write_tar(tmp_path / "set.tar", _members(images), "w")
-    (tmp_path / "other").mkdir()
-    other = _write_tar(tmp_path / "other" / "set.tar", _members(images), "w")
-    cache_dir = tmp_path / "cache"
-    data.load_arrays(source, cache_dir=cache_dir)
-    data.load_arrays(other, cache_dir=cache_dir)  # another input: its cache stays
-    (first, second) = sorted(cache_dir.glob("set-*.npz"), key=lambda p: p.stat().st_mtime_ns)
-    os.utime(source, ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns + 10**9))
-    _assert_round_trip(data.load_arrays(source, cache_dir=cache_dir), images)
-    remaining = set(cache_dir.glob("set-*.npz"))
-    assert len(remaining) == 2 and first not in remaining and second in remaining
-
-
 def test_unreadable_cache_is_decoded_again(tmp_path):
     images = _synthetic()
     source = _write_tar(tmp_path / "set.tar", _members(images), "w")
@@ -241,6 +223,16 @@ def test_an_npz_of_the_wrong_kind_is_named_in_one_line(tmp_path, change, message
     assert message in str(error.value) and "\n" not in str(error.value)
 
 
+def test_an_npz_with_keras_datasets_label_columns_loads(tmp_path):
+    # keras.datasets.cifar10.load_data() gives labels of shape [N, 1].
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (4, 8, 8, 3), dtype=np.uint8)
+    y = np.array([[0], [1], [2], [0]], dtype=np.uint8)
+    np.savez(tmp_path / "set.npz", x_train=x, y_train=y, x_test=x, y_test=y)
+    arrays = data.load_arrays(tmp_path / "set.npz")
+    assert arrays.y_train.tolist() == [0, 1, 2, 0] and arrays.class_names == ["0", "1", "2"]
+
+
 def test_load_cifar10_names_its_own_arguments(tmp_path):
     with pytest.raises(ValueError, match=r"Received: train_limit=0$"):
         data.load_cifar10(tmp_path, train_limit=0)
@@ -248,6 +240,13 @@ def test_load_cifar10_names_its_own_arguments(tmp_path):
         data.load_cifar10(tmp_path, test_limit=4.0)
     with pytest.raises(ValueError, match=r"`source` must be a path.*Received: source=123$"):
         data.load_cifar10(123)
+    with pytest.raises(ValueError, match=r"`source` must be a path.*Received: source=123$"):
+        data.load_arrays(123)
+    # Checked before the data loads: tmp_path holds none, and the error is the argument's.
+    with pytest.raises(ValueError, match=r"Received: batch_size='128'$"):
+        data.load_cifar10(tmp_path, batch_size="128")
+    with pytest.raises(ValueError, match=r"Received: shuffle='no'$"):
+        data.load_cifar10(tmp_path, shuffle="no")
 
 
 def _write_keras_batches(folder, rng):

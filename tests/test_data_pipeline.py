@@ -29,6 +29,8 @@ ENGINES = ("tf.data", "numpy")
         ({"seed": "0"}, "Received: seed='0'"),
         ({"drop_remainder": "no"}, "Received: drop_remainder='no'"),
         ({"augment": "False"}, "Received: augment='False'"),
+        ({"steps_per_epoch": 2.5}, "Received: steps_per_epoch=2.5"),
+        ({"first_epoch": -1}, "Received: first_epoch=-1"),
         # Keras's fit ran no step and said nothing: 40 examples, batches of 64, remainder
         # dropped.
         ({"batch_size": 64}, "has no batch: use a batch_size of at most 40"),
@@ -36,6 +38,7 @@ ENGINES = ("tf.data", "numpy")
 )
 @pytest.mark.parametrize("engine", ENGINES)
 def test_bad_pipeline_arguments_are_one_line(change, message, engine):
+    # (A negative seed is a seed: both engines fold it into 64 bits.)
     x, y = _arrays()
     kwargs = {"batch_size": 8, "training": True, "engine": engine}
     if "x" in change:

@@ -181,6 +181,8 @@ def test_versions_increment_refuse_and_overwrite(tmp_path):
         export(model, base, version=7, overwrite="False")
     with pytest.raises(ValueError, match=r"Received: path=None"):
         export(model, None)
+    with pytest.raises(ValueError, match=r"Received: warmup='no'"):
+        export(model, base, warmup="no")
     before = (base / "7" / "saved_model.pb").stat().st_mtime_ns
 
     written = export(model, base, version=7, overwrite=True, class_names=CIFAR10_CLASSES)

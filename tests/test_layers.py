@@ -984,6 +984,15 @@ def test_bad_constructor_arguments(make, match):
     assert "\n" not in str(error.value)
 
 
+def test_kernel_sizes_may_be_pairs_as_keras_takes_them():
+    # A `.keras` file stores a pair as a list: both must load, as Conv2D's do.
+    unit = ResUnit.from_config({**ResUnit(8, (3, 3)).get_config(), "kernel_size": [3, 3]})
+    assert unit.kernel_size == (3, 3)
+    assert HighwayUnit(None, (3, 3)).kernel_size == (3, 3)
+    with pytest.raises(ValueError, match=r"Received: kernel_size=\(3, 0\)"):
+        ResUnit(8, (3, 0))
+
+
 def test_numpy_integer_counts_are_counts():
     # NumPy integers (from a config sweep, say) build the same layers as Python ints.
     assert ResUnit(np.int64(8)).get_config()["filters"] == 8

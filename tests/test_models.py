@@ -560,6 +560,16 @@ def test_mixed_precision(mixed_float16, name, kwargs):
 # --------------------------------------------------------------------------------------
 
 
+def test_preprocessing_takes_numpy_statistics_and_numpy_bools():
+    mean, std = np.array([0.5, 0.4, 0.3]), np.array([0.2, 0.25, 0.3])
+    model = keras_resnets.build("cifar_resnet", depth=8, include_preprocessing=(mean, std))
+    norm = model.get_layer("normalization")
+    np.testing.assert_allclose(np.ravel(norm.mean), 255 * mean, rtol=1e-6)
+    # NumPy's False is False: it once passed the check and still added the normalisation.
+    plain = keras_resnets.build("cifar_resnet", depth=8, include_preprocessing=np.False_)
+    assert "normalization" not in [layer.name for layer in plain.layers]
+
+
 def test_article_backbones_take_any_size():
     # Without the flattening head, unknown sizes are fine (a backbone for larger images).
     backbone = keras_resnets.build(

@@ -2,9 +2,7 @@
 
 Files live in `cache_dir` (default `$KERAS_RESNETS_CACHE` or `~/.cache/keras_resnets`),
 named after the inputs' paths, sizes and modification times, so a changed input is decoded
-again and the second run of an unchanged one loads in about a second. Each file records
-which inputs it decoded (their paths alone), so that a new decode of the same inputs
-removes the copies it replaces: a re-copied archive does not leave another 184 MB behind.
+again and the second run of an unchanged one loads in about a second.
 """
 
 import hashlib
@@ -41,19 +39,6 @@ def cache_path(inputs, files, cache_dir):
     return cache_dir / f"{stem or 'data'}-{digest}.npz"
 
 
-def inputs_key(inputs, files):
-    """The inputs' identity without their sizes and times: the same for every version of
-    them, so a new cache file can tell which older ones it replaces."""
-    paths = []
-    for path, folder_files in zip(inputs, files):
-        paths += (
-            [str(path.resolve())]
-            if folder_files is None
-            else [str(f.resolve()) for _, _, f in folder_files]
-        )
-    return hashlib.sha256(json.dumps(sorted(paths)).encode()).hexdigest()[:16]
-
-
 def read(path):
     if not path.is_file():
         return None
@@ -72,9 +57,8 @@ def read(path):
         return None
 
 
-def write(path, arrays, *, inputs=None):
-    """Writes to a temporary file and renames it, so a killed run leaves no partial cache;
-    then removes older cache files of the same `inputs` (see `inputs_key`)."""
+def write(path, arrays):
+    """Writes to a temporary file and renames it, so a killed run leaves no partial cache."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
@@ -91,7 +75,6 @@ def write(path, arrays, *, inputs=None):
                 x_test=arrays.x_test,
                 y_test=arrays.y_test,
                 class_names=np.array(arrays.class_names, dtype=str),
-                inputs=np.array(inputs or "", dtype=str),
             )
             file.flush()
             os.fsync(file.fileno())
@@ -100,23 +83,6 @@ def write(path, arrays, *, inputs=None):
     except OSError as error:  # A full disk costs the next run a decode, not this run.
         os.unlink(temporary)
         warnings.warn(f"Could not write the cache {path} ({one_line(error)}).")
-        return
     except BaseException:
         os.unlink(temporary)
         raise
-    if inputs:
-        _remove_replaced(path, inputs)
-
-
-def _remove_replaced(path, inputs):
-    """Remove the other cache files in `path`'s folder that decoded the same inputs."""
-    for other in path.parent.glob("*.npz"):
-        if other == path:
-            continue
-        try:
-            with np.load(other, allow_pickle=False) as cached:
-                same = "inputs" in cached.files and str(cached["inputs"]) == inputs
-            if same:
-                other.unlink()
-        except (OSError, ValueError, KeyError, EOFError):
-            pass  # someone else's file, or one being written: leave it

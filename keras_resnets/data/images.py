@@ -35,7 +35,7 @@ def load(inputs, cache_dir, *, description):
         for path, listed in zip(inputs, files)
     ]
     arrays = decode.decode_all(interleave_in_threads(readers), description)
-    cache.write(cache_path, arrays, inputs=cache.inputs_key(inputs, files))
+    cache.write(cache_path, arrays)
     return arrays._replace(source=f"{description} (decoded; cache {cache_path})")
 
 

@@ -1,7 +1,6 @@
 """`load_cifar10`: from a source to batched train and test pipelines, in one call."""
 
 import dataclasses
-import os
 import typing
 
 from keras_resnets import _checks
@@ -82,14 +81,19 @@ def load_cifar10(
     images, labels = next(iter(ds.train))  # float32 [128, 32, 32, 3], int32 [128]
     ```
     """
+    # Checked before the data loads (which may decode or download); make_pipeline checks
+    # them again, with the arrays.
     for name, limit in (("train_limit", train_limit), ("test_limit", test_limit)):
         if limit is not None:
             _checks.check_int(name, limit)
-    if source is not None and not isinstance(source, (str, os.PathLike)):
-        raise ValueError(
-            "`source` must be a path, 'tfds', 'keras', 'auto' or a data set's name. "
-            f"Received: source={source!r}"
-        )
+    _checks.check_int("batch_size", batch_size)
+    _checks.check_int("seed", seed, minimum=None)
+    for name, flag in (
+        ("augment", augment),
+        ("drop_remainder", drop_remainder),
+        ("shuffle", shuffle),
+    ):
+        _checks.check_bool(name, flag)
     arrays = load_arrays(source, cache_dir=cache_dir)
     x_train, y_train, x_test, y_test, class_names, description = arrays
     if train_limit is not None:

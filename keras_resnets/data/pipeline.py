@@ -78,7 +78,12 @@ def make_pipeline(
         # The pipelines read uint8: a cast would turn [0, 1] floats into zeros silently.
         raise ValueError(f"`x` must be uint8 pixels in [0, 255]. Received: dtype {x.dtype}")
     batch_size = _checks.check_int("batch_size", batch_size)
-    seed = _checks.check_int("seed", seed, minimum=0)
+    seed = _checks.check_int("seed", seed, minimum=None)  # any integer: folded into 64 bits
+    pad = _checks.check_int("pad", pad, minimum=0)
+    if first_epoch is not None:
+        first_epoch = _checks.check_int("first_epoch", first_epoch, minimum=0)
+    if steps_per_epoch is not None:
+        steps_per_epoch = _checks.check_int("steps_per_epoch", steps_per_epoch)
     training = _checks.check_bool("training", training)
     augment = _checks.check_bool("augment", augment)
     drop_remainder = training if drop_remainder is None else drop_remainder

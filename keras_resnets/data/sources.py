@@ -188,6 +188,11 @@ def load_arrays(source=None, *, cache_dir=None):
             message says what was tried and how to point at local data.
         CorruptImageError: some images could not be decoded or differ in shape.
     """
+    if source is not None and not isinstance(source, (str, os.PathLike)):
+        raise ValueError(
+            "`source` must be a path, 'tfds', 'keras', 'auto' or a data set's name. "
+            f"Received: source={source!r}"
+        )
     if source is None and os.environ.get(DATA_ENV_VAR):
         source = os.environ[DATA_ENV_VAR]
         origin = f"${DATA_ENV_VAR}={source!r}"
@@ -273,18 +278,22 @@ def _read_npz(path):
         missing = {"x_train", "y_train", "x_test", "y_test"} - set(arrays.files)
         if missing:
             raise DataSourceError(f"{path} lacks the arrays {sorted(missing)}")
+        # Each array read from the file once; keras.datasets' [N, 1] labels are labels too.
+        x = {split: arrays[f"x_{split}"] for split in SPLITS}
+        y = {split: arrays[f"y_{split}"] for split in SPLITS}
+        y = {k: v.reshape(-1) if v.ndim == 2 and v.shape[1] == 1 else v for k, v in y.items()}
         class_names = (
             [str(name) for name in arrays["class_names"]]
             if "class_names" in arrays.files
-            else [str(i) for i in range(int(arrays["y_train"].max()) + 1)]
+            else [str(i) for i in range(int(y["train"].max()) + 1)]
         )
         for split in SPLITS:
-            _check_split(path, split, arrays[f"x_{split}"], arrays[f"y_{split}"], class_names)
+            _check_split(path, split, x[split], y[split], class_names)
         return Arrays(
-            arrays["x_train"],
-            arrays["y_train"].astype(np.int32),
-            arrays["x_test"],
-            arrays["y_test"].astype(np.int32),
+            x["train"],
+            y["train"].astype(np.int32),
+            x["test"],
+            y["test"].astype(np.int32),
             class_names,
             f"arrays file {path}",
         )

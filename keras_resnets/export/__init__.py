@@ -23,6 +23,7 @@ where `keras_resnets.export` is this package). The signatures are one table,
 >>> export(model, "saved_models/cifar_resnet20_onnx", format="onnx")
 """  # noqa: E501
 
+from keras_resnets import _checks
 from keras_resnets.export import _common, _litert, _onnx, _saved_model, signatures
 from keras_resnets.export._common import METADATA_PATH, MissingExtraError, float32_copy
 from keras_resnets.export.signatures import SERVING_BYTES, SERVING_DEFAULT, SERVING_UINT8
@@ -99,6 +100,10 @@ def export(
         )
     if dtype not in ("float32", "keep"):
         raise ValueError(f"`dtype` must be 'float32' or 'keep'. Received: dtype={dtype!r}")
+    # Before any work (write_version checks them again): text is truthy.
+    _common.check_path(path)
+    _checks.check_bool("overwrite", overwrite)
+    warmup = _checks.check_bool("warmup", warmup)
     _common.check_backend(
         {"saved_model": "SavedModel", "onnx": "ONNX", "litert": "LiteRT"}[format] + " export"
     )

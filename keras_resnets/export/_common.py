@@ -109,13 +109,17 @@ def float32_copy(model):
     return copy
 
 
+def check_path(path):
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise ValueError(f"`path` must be a folder's path. Received: path={path!r}")
+
+
 def write_version(path, *, version, overwrite, fmt, write):
     """Call `write(folder)` on a hidden temporary folder inside `path`, then rename it to
     `path/<version>`, so a server polling `path` never sees a half-written version.
 
     Returns the version folder (`pathlib.Path`)."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise ValueError(f"`path` must be a folder's path. Received: path={path!r}")
+    check_path(path)
     # Text is truthy: overwrite="False" once replaced the version it was meant to keep.
     overwrite = _checks.check_bool("overwrite", overwrite)
     base = Path(path)

@@ -13,6 +13,7 @@ import keras
 from keras_resnets._checks import (  # noqa: F401
     check_bool,
     check_int,
+    check_kernel_size,
     check_number,
     is_integer,
 )

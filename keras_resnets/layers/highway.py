@@ -57,7 +57,7 @@ class HighwayUnit(keras.layers.Layer):
         super().__init__(**kwargs)
         if filters is not None:
             filters = _defaults.check_int("filters", filters)
-        kernel_size = _defaults.check_int("kernel_size", kernel_size)
+        kernel_size = _defaults.check_kernel_size("kernel_size", kernel_size)
         gate_bias_initializer = _defaults.check_number(
             "gate_bias_initializer",
             gate_bias_initializer,

@@ -20,7 +20,8 @@ class ResUnit(keras.layers.Layer):
     Args:
         filters: int, width of the 3x3 convolutions. The unit outputs `filters` channels,
             or `filters * expansion` when `bottleneck=True`.
-        kernel_size: int, the spatial size of the main convolutions. Defaults to 3.
+        kernel_size: int or pair of ints, the spatial size of the main convolutions.
+            Defaults to 3.
         strides: int, 1 or 2. Defaults to 1. Basic units stride their first convolution;
             bottlenecks stride the 1x1 or the 3x3, see `stride_in_1x1`.
         bottleneck: bool, use 1x1-3x3-1x1 instead of 3x3-3x3. Defaults to False.
@@ -77,7 +78,7 @@ class ResUnit(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         filters = _defaults.check_int("filters", filters)
-        kernel_size = _defaults.check_int("kernel_size", kernel_size)
+        kernel_size = _defaults.check_kernel_size("kernel_size", kernel_size)
         expansion = _defaults.check_int("expansion", expansion)
         bottleneck, preactivation, zero_init_residual, use_bias = (
             _defaults.check_bool(name, value)

@@ -6,6 +6,7 @@ import numbers
 from typing import Callable, Optional
 
 import keras
+import numpy as np
 from keras import layers
 
 from keras_resnets.layers import _defaults
@@ -223,19 +224,16 @@ def model_input(input_shape, *, include_preprocessing, mean, std):
     x = inputs
     if isinstance(include_preprocessing, (tuple, list)):
         channels = input_shape[-1]
-        if (
-            len(include_preprocessing) != 2
-            or not all(_channel_values(v, channels) for v in include_preprocessing)
-            or min(include_preprocessing[1]) <= 0
-        ):
+        pair = [_channel_values(v, channels) for v in include_preprocessing]
+        if len(pair) != 2 or any(v is None for v in pair) or min(pair[1]) <= 0:
             raise ValueError(
                 f"`include_preprocessing` must be a bool or a (mean, std) pair of {channels} "
                 "numbers each (std above 0), in [0, 1] pixel units. "
                 f"Received: include_preprocessing={include_preprocessing!r}"
             )
-        mean, std = include_preprocessing
+        mean, std = pair
     elif include_preprocessing is not None:
-        _defaults.check_bool("include_preprocessing", include_preprocessing)
+        include_preprocessing = _defaults.check_bool("include_preprocessing", include_preprocessing)
     if include_preprocessing is not False and include_preprocessing is not None:
         x = layers.Normalization(
             mean=[255.0 * m for m in mean],
@@ -246,12 +244,15 @@ def model_input(input_shape, *, include_preprocessing, mean, std):
 
 
 def _channel_values(values, channels):
-    """Whether `values` are `channels` real numbers (a per-channel mean or std)."""
-    return (
-        isinstance(values, (tuple, list))
-        and len(values) == channels
-        and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values)
-    )
+    """`values` as `channels` floats (a per-channel mean or std: a sequence or a NumPy
+    array of real numbers), or None if they are not."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
+        return None
+    if len(values) != channels or not all(
+        isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) for v in values
+    ):
+        return None
+    return [float(v) for v in values]
 
 
 def head(x, *, include_top, pooling, classes, classifier_activation):

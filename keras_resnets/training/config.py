@@ -15,6 +15,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from keras_resnets._checks import check_bool
 from keras_resnets.models.registry import builder_arguments, check_builder_arguments
 from keras_resnets.training import precision, recipes
@@ -62,6 +64,8 @@ class TrainConfig:
         # Text is truthy: restart="False" once cleared a finished run and trained it again.
         for name in ("restart", "scale_lr"):
             setattr(self, name, check_bool(name, getattr(self, name)))
+        if isinstance(self.jit_compile, np.bool_):
+            self.jit_compile = bool(self.jit_compile)
         if self.jit_compile != "auto" and not isinstance(self.jit_compile, bool):
             raise ValueError(
                 "`jit_compile` must be True, False or 'auto'. "

@@ -13,7 +13,6 @@ names that did not fit.
 
 import inspect
 import os
-import pickle
 import re
 import warnings
 
@@ -89,7 +88,7 @@ def build_with_weights(info, weights, kwargs, *, catalogue=()):
                 f"the weights' classifier. Received: classes={kwargs['classes']!r}"
             )
         kwargs = {**entry.layout, **kwargs}
-        if kwargs.get("include_preprocessing", True) is True:
+        if _is_true(kwargs.get("include_preprocessing", True)):
             kwargs["include_preprocessing"] = (entry.mean, entry.std)
         model = info.builder(**kwargs)
         load(
@@ -117,7 +116,7 @@ def build_with_weights(info, weights, kwargs, *, catalogue=()):
     published = [w for w in info.weights if w.format == fmt.replace("safetensors", "torchvision")]
     if published:
         kwargs = {**published[0].layout, **kwargs}
-        if kwargs.get("include_preprocessing", True) is True:
+        if _is_true(kwargs.get("include_preprocessing", True)):
             kwargs["include_preprocessing"] = (published[0].mean, published[0].std)
     model = info.builder(**kwargs)
     load(
@@ -131,16 +130,7 @@ def read_state(path, format, full_model=None, *, skip_top=False):
     model a `.weights.h5` was saved from (ours load through Keras, into that model), and
     `skip_top` leaves the classifier out of the result (and, in our `.weights.h5`, unread,
     whatever its number of classes)."""
-    try:
-        state = _read_state(path, format, full_model, skip_top=skip_top)
-    except (OSError, KeyError, EOFError, RuntimeError, pickle.UnpicklingError) as error:
-        # What h5py, torch's unpickler and zip readers raise on a truncated or foreign file
-        # ("file signature not found", "KeyError: 174812789"): name the file instead.
-        detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise WeightsError(
-            f"{path} is not a readable {format} checkpoint ({type(error).__name__}"
-            f"{': ' + detail if detail else ''}); download or save it again."
-        ) from None
+    state = _read_state(path, format, full_model, skip_top=skip_top)
     if skip_top:
         state = {p: v for p, v in state.items() if not p.startswith(TOP_PREFIXES)}
     return state
@@ -183,8 +173,11 @@ def _read_keras_weights(path, full_model, *, skip_top=False):
             # `_operations_by_depth` containers, which the file does not hold, and warns that
             # they keep fresh weights before the error we raise below says what is wrong.
             warnings.filterwarnings("ignore", "Skipping nested container", UserWarning)
-            twin.load_weights(path, objects_to_skip=skip)
+            with files.reading(path, "keras"):
+                twin.load_weights(path, objects_to_skip=skip)
     except ValueError as error:
+        if isinstance(error, WeightsError):
+            raise
         raise WeightsError(f"{path} does not fit {twin.name}: {_one_line(error)}") from None
     return {w.path: keras.ops.convert_to_numpy(w) for w in twin.weights}
 
@@ -207,6 +200,11 @@ def _one_line(error):
 # The classifier's variables, which a model without its top leaves out: the `predictions`
 # dense layer, or a head of the network's own (the article's `top` conv and BN).
 TOP_PREFIXES = ("predictions/", "top_")
+
+
+def _is_true(value):
+    """True itself, NumPy's included (not a (mean, std) pair, which is also truthy)."""
+    return isinstance(value, (bool, np.bool_)) and bool(value)
 
 
 def load(model, path, *, format=None, full_model=None):

@@ -6,8 +6,11 @@ pickled code: torchvision checkpoints are read with `torch.load(weights_only=Tru
 `.h5` files with h5py.
 """
 
+import contextlib
 import hashlib
 import os
+import pickle
+import zipfile
 
 import numpy as np
 
@@ -92,6 +95,28 @@ def format_of(path):
     )
 
 
+@contextlib.contextmanager
+def reading(path, format):
+    """Name the file when its reader fails on it: h5py's "file signature not found", torch's
+    unpickler's "KeyError: 174812789" or a zip reader's error on a truncated or foreign
+    file become one WeightsError. Only the reading is wrapped, not the conversion after it."""
+    try:
+        yield
+    except (
+        OSError,
+        KeyError,
+        EOFError,
+        RuntimeError,
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+    ) as error:
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise WeightsError(
+            f"{path} is not a readable {format} checkpoint ({type(error).__name__}"
+            f"{': ' + detail if detail else ''}); download or save it again."
+        ) from None
+
+
 def read_torch(path):
     """A `.pth` state dict as NumPy arrays, with `weights_only=True` (no pickled code)."""
     try:
@@ -100,7 +125,8 @@ def read_torch(path):
         raise WeightsError(
             f"Reading {path}, a PyTorch checkpoint, needs PyTorch: pip install torch"
         ) from None
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    with reading(path, "PyTorch"):
+        state = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     return {k: v.detach().cpu().numpy() for k, v in state.items() if hasattr(v, "detach")}
@@ -111,7 +137,8 @@ def read_safetensors(path):
         from safetensors.numpy import load_file
     except ImportError:
         raise WeightsError(f"Reading {path} needs safetensors: pip install safetensors") from None
-    return load_file(path)
+    with reading(path, "safetensors"):
+        return load_file(path)
 
 
 def read_legacy_h5(path):
@@ -127,7 +154,7 @@ def read_legacy_h5(path):
         return value.decode("utf8") if isinstance(value, bytes) else str(value)
 
     layers = {}
-    with h5py.File(path, "r") as f:
+    with reading(path, "keras.applications HDF5"), h5py.File(path, "r") as f:
         group_root = f["model_weights"] if "model_weights" in f else f
         if "layer_names" not in group_root.attrs:
             raise WeightsError(f"{path} is not a Keras legacy HDF5 weights file.")
